@@ -1,0 +1,30 @@
+"""fsmw: a master–worker task farm that needs nothing but a shared file system.
+
+A master writes one input file per task into a store directory; workers on any
+number of nodes claim inputs, process them and publish outputs; the master
+collects them, may start another round, and finally tells the workers to stop.
+See README.md for the protocol and the store layout.
+"""
+
+from __future__ import annotations
+
+from ._errors import FsmwError, StoreError, TaskNameError
+from ._master import Failure, Master, Summary
+from ._options import Options
+from ._store import Store
+from ._worker import ExitCode, StepResult, Worker
+
+__all__ = [
+    "ExitCode",
+    "Failure",
+    "FsmwError",
+    "Master",
+    "Options",
+    "StepResult",
+    "Store",
+    "StoreError",
+    "Summary",
+    "TaskNameError",
+    "Worker",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,128 @@
+"""One attempt at one claimed task: process, publish or record the failure.
+
+Protocol for an attempt holding claim ``<task>.claim.<g>``:
+  1. a heartbeat thread keeps the claim alive while anything below runs;
+  2. ``process_file(input, output)`` writes ``output``, a fresh temp name in
+     the round directory (or in private local scratch with ``use_tmp``);
+  3. the output is fsynced (copied into a store temp first if it was on
+     scratch) and published with ``link`` onto ``<task>.out``: if a result is
+     already there, this one is discarded and a ``.dup`` record says so;
+  4. an exception in 2 or 3 leaves ``<task>.err.<g>`` with the traceback,
+     host, worker, attempt and duration, and marks the task failed once
+     ``max_attempts`` attempts have failed;
+  5. the claim is removed only if it is still ours (see ``_claims``).
+
+Property: whatever happens, at most one ``.out`` exists per task, it is
+complete, and a claim broken by someone else is never removed by its old
+holder.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import traceback
+from enum import Enum
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+from . import _names as names
+from ._atomic import fsync_path, publish, temp_path, unlink_quietly, write_temp
+from ._claims import Claim, Heartbeat, read_text
+from ._options import Options
+from ._records import write_duplicate, write_error, write_failed
+
+
+class WorkerInterrupted(BaseException):
+    """Raised inside ``process_file`` when the worker is told to stop."""
+
+
+class OutputMissing(Exception):
+    """``process_file`` returned without writing its output file."""
+
+
+class Outcome(Enum):
+    PUBLISHED = "published"
+    DUPLICATE = "duplicate"
+    FAILED_ATTEMPT = "failed attempt"
+
+
+UserCall = Callable[[Path, Path], None]
+
+
+class Attempt:
+    """Runs attempts for one worker; see the module docstring for the steps."""
+
+    def __init__(self, options: Options, facts: Dict[str, object], log: logging.LoggerAdapter,
+                 call: UserCall, scratch: Optional[Path]) -> None:
+        self._options = options
+        self._facts = facts
+        self._log = log
+        self._call = call
+        self._scratch = scratch
+
+    def run(self, round_dir: Path, claim: Claim, errors_before: int) -> Outcome:
+        """Run ``claim``'s task; raises WorkerInterrupted after releasing the claim."""
+        started = time.monotonic()
+        out_tmp = temp_path(self._scratch or round_dir)
+        local_in: Optional[Path] = None
+        try:
+            with Heartbeat(claim, self._options.heartbeat_secs, self._fenced):
+                source = round_dir / names.file_name(claim.task, names.IN)
+                if self._scratch is not None:
+                    local_in = temp_path(self._scratch)
+                    shutil.copyfile(source, local_in)
+                self._call(local_in or source, out_tmp)
+                return self._publish(round_dir, claim, out_tmp)
+        except WorkerInterrupted:
+            self._log.info("interrupted: releasing task %s", claim.task)
+            claim.release()
+            raise
+        except Exception as exc:  # the user's code failed: record it, keep the worker
+            body = traceback.format_exc()
+            self._record_failure(round_dir, claim, errors_before, exc, body,
+                                 time.monotonic() - started)
+            return Outcome.FAILED_ATTEMPT
+        finally:
+            unlink_quietly(out_tmp)
+            if local_in is not None:
+                unlink_quietly(local_in)
+            claim.release()
+
+    def _publish(self, round_dir: Path, claim: Claim, out_tmp: Path) -> Outcome:
+        if not out_tmp.is_file():
+            raise OutputMissing(f"process_file returned without writing output_path {out_tmp}")
+        if self._scratch is not None:
+            with open(out_tmp, "rb") as f:
+                store_tmp = write_temp(round_dir, f.read(), self._options.fsync)
+        else:
+            if self._options.fsync:
+                fsync_path(out_tmp)
+            store_tmp = out_tmp
+        final = round_dir / names.file_name(claim.task, names.OUT)
+        if publish(store_tmp, final):
+            if claim.fenced:
+                self._log.info("task %s: published although our claim was broken "
+                               "(the first complete result wins)", claim.task)
+            return Outcome.PUBLISHED
+        self._log.info("task %s: a result was already published; ours is discarded", claim.task)
+        write_duplicate(round_dir, claim.task, dict(self._facts, attempt=claim.gen))
+        return Outcome.DUPLICATE
+
+    def _record_failure(self, round_dir: Path, claim: Claim, errors_before: int,
+                        exc: BaseException, body: str, duration: float) -> None:
+        error = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+        facts = dict(task=claim.task, attempt=claim.gen, **self._facts,
+                     duration_secs=f"{duration:.3f}", error=error)
+        path = write_error(round_dir, claim.task, claim.gen, facts, body)
+        attempts = errors_before + 1
+        self._log.warning("task %s attempt %d failed (%d of %d): %s", claim.task, claim.gen,
+                          attempts, self._options.max_attempts, error)
+        if attempts >= self._options.max_attempts:
+            if write_failed(round_dir, claim.task, attempts, read_text(path) or b""):
+                self._log.error("task %s failed %d times; marked failed", claim.task, attempts)
+
+    def _fenced(self, claim: Claim) -> None:
+        self._log.warning("claim %s was broken by another worker (no heartbeat seen for "
+                          "lease_secs); a late result will be discarded", claim.path.name)

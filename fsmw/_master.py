@@ -1,0 +1,211 @@
+"""The master: write a round of inputs, wait for every result, repeat, stop.
+
+Protocol per round k:
+  1. ``mkdir round-k`` (never reused: a late file of round k can never satisfy
+     round k+1), then ``create_input_files()`` writes each input two-stage
+     (temp, fsync, rename), then the ``SEALED`` marker;
+  2. poll with one listing of ``round-k`` per pass, backing off up to
+     ``master_idle_sleep_secs``; a task is done when ``<task>.out`` exists and
+     failed when ``<task>.failed`` does (the master marks it itself if
+     ``max_attempts`` error records exist and nobody holds a claim);
+  3. ``process_output_files(outputs)``; if it returns True, make round k+1,
+     then write ``CLOSED`` in round k (workers follow it to k+1); otherwise
+     write ``STOP`` in the store, then ``CLOSED``.  Temp files left in round k
+     by crashed writers are removed when it closes.
+
+Property: :meth:`Master.run` returns once every task of every round is done or
+failed, and reports each failure instead of waiting for ever.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Set, Union
+
+from . import _names as names
+from ._atomic import unlink_quietly, write_replace
+from ._errors import StoreError, TaskNameError
+from ._options import Options
+from ._owner import format_record, owner_facts
+from ._recovery import last_error
+from ._records import write_failed
+from ._claims import read_text
+from ._store import RoundView, Store
+
+_log = logging.getLogger("fsmw.master")
+FIRST_POLL_SECS = 0.02
+PROGRESS_LOG_SECS = 10.0
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A task that used up its attempts."""
+
+    round: int
+    task: str
+    error: str
+
+
+@dataclass
+class Summary:
+    """What :meth:`Master.run` returns."""
+
+    done: int = 0
+    failed: List[Failure] = field(default_factory=list)
+    duplicates: int = 0
+    rounds: int = 0
+    wall_secs: float = 0.0
+
+    def __str__(self) -> str:
+        lines = [f"{self.done} tasks done, {len(self.failed)} failed, {self.duplicates} "
+                 f"duplicate results discarded, {self.rounds} round(s) in {self.wall_secs:.1f} s"]
+        lines += [f"  failed: round {f.round} task {f.task}: {f.error}" for f in self.failed]
+        return "\n".join(lines)
+
+
+class Master:
+    """Writes inputs into a store and collects the workers' outputs.
+
+    Args:
+        store: the store directory (created if its parent exists).
+        clock, sleep: injectable for tests.
+        **options: tuning options, see :class:`fsmw.Options`.
+    """
+
+    def __init__(self, store: Union[str, "os.PathLike[str]"], *,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, **options: object) -> None:
+        self.options = Options(**options)  # type: ignore[arg-type]
+        self.store = Store(store)
+        self._clock = clock
+        self._sleep = sleep
+        self.log = logging.LoggerAdapter(_log, {})
+        self.log.process = self._prefix  # type: ignore[method-assign]
+        self.round = 0
+        self._tasks: Set[str] = set()
+        self._view = RoundView()
+        self._summary = Summary()
+        self._logged = (-1, -1)
+        self._logged_at = float("-inf")
+
+    # -- the subclass contract --------------------------------------------
+    def create_input_files(self) -> None:
+        """Create this round's inputs with :meth:`create_input_file`."""
+        raise NotImplementedError(f"{type(self).__name__} must override Master.create_input_files")
+
+    def process_output_files(self, outputs: Mapping[str, Path]) -> bool:
+        """Look at the round's outputs ``{task name: path}``; True starts another round."""
+        return False
+
+    def create_input_file(self, name: str, data: Union[bytes, str]) -> Path:
+        """Write one task's input into the current round (temp, fsync, rename).
+
+        Raises:
+            TaskNameError (a ValueError): the name is invalid or already used.
+        """
+        names.check_task_name(name, self.store.name_max())
+        if name in self._tasks:
+            raise TaskNameError(f"task name {name!r} is used twice in {names.round_name(self.round)}")
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"input data for task {name!r} must be bytes or str, not {type(data).__name__}")
+        path = self.store.task_file(self.round, name, names.IN)
+        write_replace(path, bytes(data), self.options.fsync)
+        self._tasks.add(name)
+        return path
+
+    # -- running ------------------------------------------------------------
+    def run(self) -> Summary:
+        """Run rounds until :meth:`process_output_files` returns False."""
+        started = self._clock()
+        self.store.check(create=True)
+        if self.store.stop_file.exists():
+            raise StoreError(f"store {self.store.root} holds a finished run ({names.STOP} exists); "
+                             f"use a new store, or remove it to start over")
+        self._begin_round(max(self.store.rounds(), default=0) + 1)
+        while True:
+            self._wait_for_round()
+            outputs = {t: self.store.task_file(self.round, t, names.OUT)
+                       for t in sorted(self._tasks & self._view.outputs)}
+            again = self.process_output_files(outputs)
+            previous = self.round
+            if again:
+                self._begin_round(previous + 1)
+            else:
+                write_replace(self.store.stop_file, format_record(owner_facts("master", None)))
+            self._close_round(previous, "next: " + (names.round_name(self.round) if again else "STOP"))
+            if not again:
+                break
+        self._summary.wall_secs = self._clock() - started
+        self.log.info("%s", self._summary)
+        return self._summary
+
+    def step(self) -> bool:
+        """One poll of the current round; True once every task is done or failed."""
+        view = self.store.scan(self.round)
+        self._view = view
+        self._mark_poisoned(view)
+        done = len(self._tasks & view.outputs)
+        failed = len((self._tasks & view.failed) - view.outputs)
+        self._progress(done, failed)
+        return done + failed == len(self._tasks)
+
+    def _begin_round(self, number: int) -> None:
+        self.round, self._tasks = number, set()
+        try:
+            self.store.round_dir(number).mkdir()
+        except FileExistsError as exc:
+            raise StoreError(f"{self.store.round_dir(number)} already exists: is another master "
+                             f"running on {self.store.root}?") from exc
+        self.log.info("round %d: creating inputs", number)
+        self.create_input_files()
+        write_replace(self.store.marker(number, names.SEALED), f"tasks: {len(self._tasks)}\n".encode())
+        self.log.info("round %d: %d tasks", number, len(self._tasks))
+
+    def _wait_for_round(self) -> None:
+        pause = FIRST_POLL_SECS
+        while not self.step():
+            self._sleep(random.uniform(pause / 2, pause))
+            pause = min(pause * 2, self.options.master_idle_sleep_secs)
+        view, number = self._view, self.round
+        self._summary.rounds += 1
+        self._summary.done += len(self._tasks & view.outputs)
+        self._summary.duplicates += view.duplicates
+        round_dir = self.store.round_dir(number)
+        for task in sorted((self._tasks & view.failed) - view.outputs):
+            failure = Failure(number, task, last_error(round_dir, task, view.errors.get(task, [])))
+            self._summary.failed.append(failure)
+
+    def _mark_poisoned(self, view: RoundView) -> None:
+        limit = self.options.max_attempts
+        round_dir = self.store.round_dir(self.round)
+        for task, gens in view.errors.items():
+            if len(gens) >= limit and task in self._tasks and not view.finished(task) \
+                    and task not in view.claims:
+                last = round_dir / names.file_name(task, names.ERR, max(gens))
+                if write_failed(round_dir, task, len(gens), read_text(last) or b""):
+                    view.failed.add(task)
+                    self.log.warning("task %s failed %d times; marked failed", task, len(gens))
+
+    def _close_round(self, number: int, text: str) -> None:
+        write_replace(self.store.marker(number, names.CLOSED), (text + "\n").encode())
+        round_dir = self.store.round_dir(number)
+        for name in self.store.scan(number).temps:
+            unlink_quietly(round_dir / name)
+
+    def _progress(self, done: int, failed: int) -> None:
+        now = self._clock()
+        if (done, failed) == self._logged or now - self._logged_at < PROGRESS_LOG_SECS \
+                and done + failed < len(self._tasks):
+            return
+        self._logged, self._logged_at = (done, failed), now
+        self.log.info("round %d: %d/%d done, %d failed", self.round, done, len(self._tasks), failed)
+
+    def _prefix(self, msg: str, kwargs):  # LoggerAdapter.process
+        return f"master@{owner_facts('master', None)['host']}: {msg}", kwargs

@@ -1,0 +1,126 @@
+"""Names of the files in a round directory, and how to read them back.
+
+Every file fsmw writes for a task is ``<task><suffix>``; the suffixes are::
+
+    .in            the input, written by the master
+    .claim.<g>     a worker's claim, generation g (its mtime is the heartbeat)
+    .out           the published output
+    .err.<g>       the record of a failed attempt
+    .failed        the task gave up after max_attempts
+    .dup.<hex>     a late or backup result that was discarded
+
+Markers have no dot (``SEALED``, ``CLOSED``) so they can never be taken for a
+task file, and temp files start with ``.tmp.`` which no task name may.  Any
+other name is foreign and ignored.  Parsing only looks at the last one or two
+dot-separated fields, so it costs a few string operations per entry.
+
+Property: :func:`check_task_name` accepts only names that round-trip through
+:func:`parse` unchanged and whose longest file name fits the file system.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+from ._errors import TaskNameError
+
+IN, OUT, FAILED, CLAIM, ERR, DUP = "in", "out", "failed", "claim", "err", "dup"
+TEMP_PREFIX = ".tmp."
+SEALED = "SEALED"
+CLOSED = "CLOSED"
+STOP = "STOP"
+ROUND_PREFIX = "round-"
+
+_PLAIN = frozenset((IN, OUT, FAILED))
+_NUMBERED = frozenset((CLAIM, ERR))
+# Room kept for the longest suffix fsmw appends (".claim.<gen>", ".dup.<hex>").
+SUFFIX_ROOM = 24
+
+
+class Entry(NamedTuple):
+    """One parsed file name of a round directory."""
+
+    task: str
+    kind: str
+    gen: Optional[int]
+
+
+def parse(name: str) -> Optional[Entry]:
+    """Parse a round-directory file name; ``None`` for temps and foreign files."""
+    if name.startswith("."):
+        return None
+    head, dot, last = name.rpartition(".")
+    if not dot or not head:
+        return None
+    if last in _PLAIN:
+        return Entry(head, last, None)
+    task, dot, kind = head.rpartition(".")
+    if not dot or not task:
+        return None
+    if kind in _NUMBERED and last.isdigit() and last.isascii():
+        return Entry(task, kind, int(last))
+    if kind == DUP:
+        return Entry(task, DUP, None)
+    return None
+
+
+def file_name(task: str, kind: str, gen: Optional[int] = None) -> str:
+    """The file name for ``task`` of ``kind`` (``gen`` for claims and errors)."""
+    if kind in _NUMBERED:
+        return f"{task}.{kind}.{gen}"
+    return f"{task}.{kind}"
+
+
+def round_name(number: int) -> str:
+    return f"{ROUND_PREFIX}{number:06d}"
+
+
+def round_number(name: str) -> Optional[int]:
+    """The number of a round directory name, or ``None``."""
+    if not name.startswith(ROUND_PREFIX):
+        return None
+    digits = name[len(ROUND_PREFIX):]
+    if len(digits) != 6 or not (digits.isdigit() and digits.isascii()):
+        return None
+    return int(digits)
+
+
+def check_task_name(name: object, name_max: int = 255) -> str:
+    """Return ``name`` if it is a valid task name, else raise TaskNameError.
+
+    Args:
+        name: the candidate task name.
+        name_max: the file system's limit on a file name, in bytes.
+
+    Raises:
+        TaskNameError: naming the offending name and the rule it breaks.
+    """
+    if not isinstance(name, str):
+        raise TaskNameError(f"task name {name!r} is not a str")
+    problem = _name_problem(name, name_max)
+    if problem:
+        raise TaskNameError(f"invalid task name {name!r}: {problem}")
+    return name
+
+
+def _name_problem(name: str, name_max: int) -> Optional[str]:
+    if not name:
+        return "it is empty"
+    if "/" in name or "\0" in name:
+        return "it contains '/' or NUL"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "it contains a control character"
+    if name.startswith("."):
+        return "it starts with '.' (reserved for fsmw's temp files; '.' and '..' are directories)"
+    if name.strip() != name:
+        return "it starts or ends with white space"
+    limit = name_max - SUFFIX_ROOM
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "it cannot be encoded as UTF-8"
+    if size > limit:
+        return f"it is {size} bytes long; at most {limit} fit with fsmw's suffixes"
+    if parse(name) is not None:
+        return "it ends like one of fsmw's own file suffixes (.in, .out, .failed, .claim.N, .err.N, .dup.X)"
+    return None

@@ -1,0 +1,83 @@
+"""Tuning options of Master and Worker, validated in one place.
+
+Defaults are chosen for real clusters: NFS clients may cache attributes for up
+to 60 s (``acregmax``), so a lease must be well above that and the heartbeat
+(every ``lease_secs / 5``) well below it; idle polls back off to 10 s so a
+hundred idle workers make at most ten listings a second between them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Options:
+    """All tuning options; each constructor uses the ones that concern it.
+
+    Attributes:
+        lease_secs: a claim whose heartbeat has not moved for this long (seconds,
+            on the judge's own clock) is stale and may be broken.
+        max_attempts: failed attempts (exceptions or lost leases) before a task
+            is marked failed.
+        process_secs: expected run time of one task in seconds, for straggler
+            backups; ``None`` means three times the median run time seen.
+        lockfile_timeout_threshold: fraction of the round still unfinished below
+            which idle workers start backup copies of overdue tasks (0 disables).
+        master_idle_sleep_secs: longest pause, in seconds, between the master's
+            polls of a running round.
+        worker_idle_sleep_secs: longest pause, in seconds, between an idle
+            worker's polls (the pause backs off with jitter up to this).
+        worker_max_idle_secs: a worker with no work for this many seconds exits.
+        take_lockfile_existence_as_lock: if True, a claim file counts as held
+            until its lease expires; if False, a claim whose fcntl lock is free
+            is taken as abandoned at once (only safe where fcntl locks are
+            cluster-wide, i.e. not NFS mounted with ``nolock``).
+        use_tmp: run ``process_file`` on local scratch copies, then publish the
+            output into the store (still atomically).
+        tmp_folder: where the private scratch directory is made for ``use_tmp``
+            (default: ``$TMPDIR`` or the system default).
+        fsync: flush every input and output to stable storage before publishing.
+    """
+
+    lease_secs: float = 120.0
+    max_attempts: int = 3
+    process_secs: Optional[float] = None
+    lockfile_timeout_threshold: float = 0.05
+    master_idle_sleep_secs: float = 5.0
+    worker_idle_sleep_secs: float = 10.0
+    worker_max_idle_secs: float = 1800.0
+    take_lockfile_existence_as_lock: bool = True
+    use_tmp: bool = False
+    tmp_folder: Optional[str] = None
+    fsync: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("lease_secs", "master_idle_sleep_secs", "worker_idle_sleep_secs",
+                     "worker_max_idle_secs"):
+            _require(name, getattr(self, name), lambda v: v > 0, "a positive number of seconds")
+        if self.process_secs is not None:
+            _require("process_secs", self.process_secs, lambda v: v > 0,
+                     "a positive number of seconds or None")
+        _require("lockfile_timeout_threshold", self.lockfile_timeout_threshold,
+                 lambda v: 0 <= v <= 1, "a fraction between 0 and 1")
+        if not isinstance(self.max_attempts, int) or isinstance(self.max_attempts, bool) \
+                or self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be a positive integer, not {self.max_attempts!r}")
+
+    @property
+    def heartbeat_secs(self) -> float:
+        return self.lease_secs / 5.0
+
+    @classmethod
+    def names(cls) -> tuple:
+        return tuple(f.name for f in fields(cls))
+
+
+def _require(name: str, value: object, ok, what: str) -> None:
+    good = isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value) and ok(value)
+    if not good:
+        raise ValueError(f"{name} must be {what}, not {value!r}")

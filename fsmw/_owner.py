@@ -1,0 +1,91 @@
+"""Who is writing: host, process, worker id and batch-scheduler job id.
+
+These facts go into temp-file names (so two writers never collide, even after
+a crash and a restart with the same pid on another host) and into claim and
+error records (so ``cat`` on a claim shows who works on what).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from typing import Dict, Mapping, Optional
+
+_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def host_name() -> str:
+    """This host's short name, as the scheduler and ``ls`` show it."""
+    return socket.gethostname().split(".")[0] or "localhost"
+
+
+def safe_host() -> str:
+    """The host name reduced to characters safe in a file name (<= 32)."""
+    return _SAFE.sub("_", host_name())[:32] or "host"
+
+
+def job_id(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """The Slurm or HTCondor job id of this process, or ``None``.
+
+    Slurm array tasks are named ``slurm:<array job>_<task>``, other Slurm jobs
+    ``slurm:<job>``.  HTCondor jobs are ``condor:<cluster>.<proc>``, read from
+    the job ad file HTCondor names in ``_CONDOR_JOB_AD``.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"slurm:{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    if env.get("SLURM_JOB_ID"):
+        return f"slurm:{env['SLURM_JOB_ID']}"
+    ad_path = env.get("_CONDOR_JOB_AD")
+    if ad_path:
+        return _condor_id(ad_path)
+    return None
+
+
+def _condor_id(ad_path: str) -> Optional[str]:
+    try:
+        with open(ad_path, encoding="utf-8", errors="replace") as ad:
+            text = ad.read()
+    except OSError:
+        return "condor:?"
+    found = dict(re.findall(r"^(ClusterId|ProcId)\s*=\s*(\d+)\s*$", text, re.M))
+    if "ClusterId" in found:
+        return f"condor:{found['ClusterId']}.{found.get('ProcId', '0')}"
+    return "condor:?"
+
+
+def owner_facts(role: str, worker_id: Optional[int]) -> Dict[str, object]:
+    """The facts that identify this process in claims and records."""
+    return {
+        "role": role,
+        "host": host_name(),
+        "pid": os.getpid(),
+        "worker_id": worker_id,
+        "job_id": job_id(),
+    }
+
+
+def format_record(facts: Mapping[str, object], body: str = "") -> bytes:
+    """Render ``key: value`` lines, then an optional free-text body.
+
+    The format is meant for ``cat``; :func:`parse_record` reads it back.
+    """
+    lines = [f"{key}: {value}" for key, value in facts.items()]
+    text = "\n".join(lines) + "\n"
+    if body:
+        text += "\n" + body.rstrip("\n") + "\n"
+    return text.encode("utf-8", errors="replace")
+
+
+def parse_record(data: bytes) -> Dict[str, str]:
+    """Read the ``key: value`` header of a record; the body is under ``""``."""
+    text = data.decode("utf-8", errors="replace")
+    head, _, body = text.partition("\n\n")
+    facts: Dict[str, str] = {}
+    for line in head.splitlines():
+        key, sep, value = line.partition(": ")
+        if sep:
+            facts[key.strip()] = value.strip()
+    facts[""] = body
+    return facts

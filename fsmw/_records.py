@@ -1,0 +1,59 @@
+"""Records a worker leaves beside a task: errors, failure marks, duplicates.
+
+Each record is a small ``key: value`` text written two-stage and published
+no-clobber, so ``cat`` shows it whole and two writers never overwrite each
+other.  An error record ``<task>.err.<g>`` is kept for every failed attempt
+(an exception in ``process_file`` or a lease that expired); ``<task>.failed``
+marks a task that used up ``max_attempts``; ``<task>.dup.<hex>`` records a
+result that was discarded because another one was published first.
+
+Property: the number of ``.err.*`` files of a task is the number of attempts
+that failed, whoever wrote them and however they raced.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Mapping, Optional
+
+from . import _names as names
+from ._atomic import write_new
+from ._owner import format_record, parse_record
+
+log = logging.getLogger("fsmw.records")
+
+
+def write_error(round_dir: Path, task: str, gen: int, facts: Mapping[str, object],
+                body: str = "") -> Path:
+    """Write an error record for attempt ``gen`` (or the next free number)."""
+    data = format_record(facts, body)
+    for number in range(gen, gen + 1000):
+        path = round_dir / names.file_name(task, names.ERR, number)
+        if write_new(path, data):
+            return path
+    raise RuntimeError(f"no free error record name for task {task!r} in {round_dir}")
+
+
+def write_failed(round_dir: Path, task: str, attempts: int, last_error: bytes) -> bool:
+    """Mark ``task`` failed; False if it already was."""
+    text = last_error.decode("utf-8", errors="replace")
+    header = f"attempts: {attempts}\n"
+    return write_new(round_dir / names.file_name(task, names.FAILED), (header + text).encode())
+
+
+def write_duplicate(round_dir: Path, task: str, facts: Mapping[str, object]) -> None:
+    path = round_dir / f"{task}.{names.DUP}.{secrets.token_hex(4)}"
+    write_new(path, format_record(facts))
+
+
+def error_line(record: Optional[bytes]) -> str:
+    """The one-line error text of an error or failure record."""
+    if not record:
+        return "unknown error"
+    facts = parse_record(record)
+    if facts.get("error"):
+        return facts["error"]
+    lines = facts[""].strip().splitlines()
+    return lines[-1] if lines else "unknown error"

@@ -1,0 +1,173 @@
+"""The store directory: every path fsmw uses, and one-listing views of it.
+
+Layout (readable with ``ls -a``)::
+
+    STORE/STOP                       the master's last round is done: workers exit
+    STORE/round-000001/              one directory per round, never reused
+        SEALED                       the master has written every input
+        CLOSED                       the round is over; says what comes next
+        <task>.in / .claim.<g> / .out / .err.<g> / .failed / .dup.<hex>
+        .tmp.<host>.<pid>.<hex>      a file being written (two-stage creation)
+
+Property: a round's files live only in that round's directory, so a late file
+of round k can never satisfy round k+1; and every decision about a round is
+made from a single listing of its directory (no per-file ``stat``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Set, Union
+
+from . import _names as names
+from ._atomic import is_temp
+from ._errors import StoreError
+
+
+@dataclass
+class RoundView:
+    """What one listing of a round directory says about its tasks."""
+
+    inputs: Set[str] = field(default_factory=set)
+    outputs: Set[str] = field(default_factory=set)
+    failed: Set[str] = field(default_factory=set)
+    claims: Dict[str, List[int]] = field(default_factory=dict)
+    errors: Dict[str, List[int]] = field(default_factory=dict)
+    duplicates: int = 0
+    temps: List[str] = field(default_factory=list)
+    sealed: bool = False
+    closed: bool = False
+
+    def finished(self, task: str) -> bool:
+        return task in self.outputs or task in self.failed
+
+    def pending(self) -> List[str]:
+        """Inputs with no result, no failure mark and no claim."""
+        busy = self.outputs | self.failed
+        return [t for t in self.inputs if t not in busy and t not in self.claims]
+
+    def next_gen(self, task: str) -> int:
+        """The claim generation after every one this listing shows for ``task``."""
+        seen = self.claims.get(task, []) + self.errors.get(task, [])
+        return max(seen, default=0) + 1
+
+    def error_count(self, task: str) -> int:
+        return len(self.errors.get(task, ()))
+
+    def remaining(self) -> int:
+        return len(self.inputs - self.outputs - self.failed)
+
+
+def scan_names(entries: List[str]) -> RoundView:
+    """Build a :class:`RoundView` from the names in one directory listing."""
+    view = RoundView()
+    for name in entries:
+        entry = names.parse(name)
+        if entry is None:
+            if is_temp(name):
+                view.temps.append(name)
+            elif name == names.SEALED:
+                view.sealed = True
+            elif name == names.CLOSED:
+                view.closed = True
+            continue
+        task, kind, gen = entry
+        if kind == names.IN:
+            view.inputs.add(task)
+        elif kind == names.OUT:
+            view.outputs.add(task)
+        elif kind == names.CLAIM:
+            view.claims.setdefault(task, []).append(gen)  # type: ignore[arg-type]
+        elif kind == names.ERR:
+            view.errors.setdefault(task, []).append(gen)  # type: ignore[arg-type]
+        elif kind == names.FAILED:
+            view.failed.add(task)
+        else:
+            view.duplicates += 1
+    return view
+
+
+class Store:
+    """Owns every path under a store directory.
+
+    Args:
+        root: the store directory (on a file system all nodes share).
+    """
+
+    def __init__(self, root: Union[str, "os.PathLike[str]"]) -> None:
+        self.root = Path(root)
+        self._name_max: Optional[int] = None
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # -- paths ------------------------------------------------------------
+    @property
+    def stop_file(self) -> Path:
+        return self.root / names.STOP
+
+    def round_dir(self, number: int) -> Path:
+        return self.root / names.round_name(number)
+
+    def marker(self, number: int, which: str) -> Path:
+        return self.round_dir(number) / which
+
+    def task_file(self, number: int, task: str, kind: str, gen: Optional[int] = None) -> Path:
+        return self.round_dir(number) / names.file_name(task, kind, gen)
+
+    # -- checks -----------------------------------------------------------
+    def name_max(self) -> int:
+        if self._name_max is None:
+            try:
+                self._name_max = os.pathconf(self.root, "PC_NAME_MAX")
+            except (OSError, ValueError):
+                self._name_max = 255
+        return self._name_max
+
+    def check(self, create: bool = False) -> None:
+        """Make sure the store is a writable directory (creating it if asked).
+
+        Raises:
+            StoreError: naming the store and what is wrong with it.
+        """
+        root = self.root
+        if create and not root.exists():
+            if not root.parent.is_dir():
+                raise StoreError(f"cannot create store {root}: its parent directory "
+                                 f"{root.parent} does not exist")
+            try:
+                root.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create store {root}: {exc.strerror}") from exc
+        if not root.is_dir():
+            what = "is not a directory" if root.exists() else "does not exist"
+            raise StoreError(f"store {root} {what}; start the master first or fix --store")
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise StoreError(f"store {root} is not writable by this user (uid {os.getuid()})")
+
+    # -- listings ---------------------------------------------------------
+    def rounds(self) -> List[int]:
+        """Numbers of the round directories, ascending (one listing of the root)."""
+        found = (names.round_number(n) for n in self._listdir(self.root))
+        return sorted(n for n in found if n is not None)
+
+    def root_names(self) -> List[str]:
+        return self._listdir(self.root)
+
+    def scan(self, number: int) -> RoundView:
+        """One listing of round ``number``, parsed."""
+        return scan_names(self._listdir(self.round_dir(number)))
+
+    @staticmethod
+    def _listdir(path: Path) -> List[str]:
+        try:
+            return os.listdir(path)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            if exc.errno == errno.ESTALE:
+                return []
+            raise StoreError(f"cannot list {path}: {exc.strerror}") from exc

@@ -1,0 +1,283 @@
+"""The worker: claim a pending task, run it, publish; repeat until told to stop.
+
+One pass (:meth:`Worker.step`) makes one listing of the current round
+directory (reusing it for a few seconds while it still yields pending tasks),
+tries the pending tasks in shuffled order until a claim wins, and runs that
+task.  With nothing pending it turns to claims that are stale, overdue or
+poisoned (see ``_recovery``).  It follows ``CLOSED`` markers to the next round
+and exits on ``STOP``, or after ``worker_max_idle_secs`` without work; idle
+polls back off with full jitter up to ``worker_idle_sleep_secs``.
+
+SIGTERM and SIGINT only set a flag, or, while ``process_file`` runs, raise
+:class:`WorkerInterrupted` inside it: the worker then releases its claim (the
+task is immediately free for others), discards the partial output and exits
+with :attr:`ExitCode.INTERRUPTED`.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import random
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional, Union
+
+from . import _names as names
+from ._attempt import Attempt, Outcome, WorkerInterrupted
+from ._claims import Claim, try_claim
+from ._errors import FsmwError
+from ._lease import LeaseJudge
+from ._options import Options
+from ._owner import format_record, owner_facts
+from ._recovery import Recovery
+from ._store import RoundView, Store
+
+LISTING_REUSE_SECS = 5.0
+FIRST_IDLE_SLEEP_SECS = 0.05
+_log = logging.getLogger("fsmw.worker")
+
+
+class ExitCode(enum.IntEnum):
+    """What :meth:`Worker.run` returns; suitable for ``sys.exit``."""
+
+    STOPPED = 0  # the master wrote the stop file
+    ERROR = 1  # the store is unusable, or fsmw itself failed
+    IDLE_TIMEOUT = 3  # no work for worker_max_idle_secs
+    INTERRUPTED = 4  # SIGTERM or SIGINT
+
+
+class StepResult(enum.Enum):
+    WORKED = "worked"
+    IDLE = "idle"
+    STOP = "stop"
+    INTERRUPTED = "interrupted"
+
+
+class Worker:
+    """Claims tasks from a store and runs :meth:`process_file` on them.
+
+    Args:
+        store: the store directory the master writes.
+        worker_id: a number that names this worker in logs and claims.
+        clock: monotonic clock (tests inject one); sleep: the matching sleep.
+        **options: tuning options, see :class:`fsmw.Options`.
+    """
+
+    def __init__(self, store: Union[str, "os.PathLike[str]"], worker_id: Optional[int] = None, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Optional[Callable[[float], None]] = None, **options: object) -> None:
+        self.options = Options(**options)  # type: ignore[arg-type]
+        self.store = Store(store)
+        self.worker_id = worker_id
+        self._clock = clock
+        self._sleep = sleep or self._interruptible_sleep
+        self._facts = owner_facts("worker", worker_id)
+        self.log = logging.LoggerAdapter(_log, {})
+        self.log.process = self._prefix  # type: ignore[method-assign]
+        self._judge = LeaseJudge(clock)
+        self._recovery = Recovery(self.options, self._judge, self._facts, self.log)
+        self._stop = threading.Event()
+        self._abortable = False
+        self._round: Optional[int] = None
+        self._closed_round = 0
+        self._view = RoundView()
+        self._queue: List[str] = []
+        self._listed_at = float("-inf")
+        self._scratch: Optional[Path] = None
+        self.tasks_done = 0
+
+    # -- the subclass contract --------------------------------------------
+    def process_file(self, input_path: Path, output_path: Path) -> None:
+        """Process one task: read ``input_path``, write ``output_path``.
+
+        ``output_path`` is a temp name; fsmw publishes it when this returns.
+        Raise to report failure: the task is retried up to ``max_attempts``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must override Worker.process_file")
+
+    # -- running ------------------------------------------------------------
+    def run(self) -> ExitCode:
+        """Work until the stop file, the idle limit or a signal; return why."""
+        with self._signals(), self._scratch_dir():
+            try:
+                self.store.check()
+                return self._loop()
+            except FsmwError as exc:
+                self.log.error("%s", exc)
+                return ExitCode.ERROR
+
+    def _loop(self) -> ExitCode:
+        idle_since = self._clock()
+        pause = FIRST_IDLE_SLEEP_SECS
+        while True:
+            result = self.step()
+            if result is StepResult.STOP:
+                self.log.info("stop file found after %d tasks; exiting", self.tasks_done)
+                return ExitCode.STOPPED
+            if result is StepResult.INTERRUPTED:
+                self.log.info("interrupted after %d tasks; exiting", self.tasks_done)
+                return ExitCode.INTERRUPTED
+            if result is StepResult.WORKED:
+                idle_since, pause = self._clock(), FIRST_IDLE_SLEEP_SECS
+                continue
+            if self._clock() - idle_since >= self.options.worker_max_idle_secs:
+                self.log.warning("no work for %.0f s; exiting", self.options.worker_max_idle_secs)
+                return ExitCode.IDLE_TIMEOUT
+            self._sleep(random.uniform(0, pause))
+            pause = min(pause * 2, self.options.worker_idle_sleep_secs)
+
+    def stop(self) -> None:
+        """Ask the worker to stop (what SIGTERM does); safe from any thread."""
+        self._stop.set()
+
+    def step(self) -> StepResult:
+        """One pass: claim and run at most one task."""
+        if self._stop.is_set():
+            return StepResult.INTERRUPTED
+        if self._round is None:
+            found = self._find_round()
+            if found is not StepResult.WORKED:
+                return found
+        number = self._round
+        assert number is not None
+        fresh = self._refresh_if_stale(number)
+        found_claim = self._claim_pending(number)
+        if found_claim is None and not fresh:
+            self._relist(number)
+            found_claim = self._claim_pending(number)
+        if found_claim is None:
+            if self._view.closed:
+                self._closed_round, self._round = number, None
+                return self._find_round()
+            found_claim = self._recovery.find(self._view, self.store.round_dir(number), self._claim_fn(number))
+        if found_claim is None:
+            return StepResult.IDLE
+        return self._work(number, *found_claim)
+
+    # -- rounds ---------------------------------------------------------------
+    def _find_round(self) -> StepResult:
+        entries = self.store.root_names()
+        if names.STOP in entries:
+            return StepResult.STOP
+        rounds = sorted(n for n in map(names.round_number, entries) if n is not None)
+        if not rounds or rounds[-1] <= self._closed_round:
+            return StepResult.IDLE
+        self._enter_round(rounds[-1])
+        return StepResult.WORKED
+
+    def _enter_round(self, number: int) -> None:
+        if number != self._round:
+            self.log.info("working on %s", names.round_name(number))
+        self._round = number
+        self._queue = []
+        self._listed_at = float("-inf")
+
+    # -- listing and claiming ---------------------------------------------
+    def _refresh_if_stale(self, number: int) -> bool:
+        age = self._clock() - self._listed_at
+        if self._queue and age < min(LISTING_REUSE_SECS, self.options.lease_secs / 2):
+            return False
+        self._relist(number)
+        return True
+
+    def _relist(self, number: int) -> None:
+        view = self.store.scan(number)
+        limit = self.options.max_attempts
+        queue = [t for t in view.pending() if view.error_count(t) < limit]
+        random.shuffle(queue)
+        self._view, self._queue, self._listed_at = view, queue, self._clock()
+
+    def _claim_pending(self, number: int):
+        claim = self._claim_fn(number)
+        while self._queue:
+            task = self._queue.pop()
+            won = claim(task, self._view.next_gen(task))
+            if won is not None:
+                return won, self._view.error_count(task)
+        return None
+
+    def _claim_fn(self, number: int) -> Callable[[str, int], Optional[Claim]]:
+        def claim(task: str, gen: int) -> Optional[Claim]:
+            return self._claim(number, task, gen)
+        return claim
+
+    def _claim(self, number: int, task: str, gen: int) -> Optional[Claim]:
+        path = self.store.task_file(number, task, names.CLAIM, gen)
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        owner = format_record(dict(task=task, attempt=gen, **self._facts, started=started))
+        won = try_claim(path, task, gen, owner, use_fcntl=True)
+        if won is None:
+            return None
+        # Re-check after winning: the task may have finished since our listing.
+        for kind in (names.OUT, names.FAILED):
+            if os.path.lexists(self.store.task_file(number, task, kind)):
+                won.release()
+                return None
+        return won
+
+    def _work(self, number: int, claim: Claim, errors_before: int) -> StepResult:
+        attempt = Attempt(self.options, self._facts, self.log, self._call_user, self._scratch)
+        self.log.debug("running task %s (attempt %d)", claim.task, claim.gen)
+        started = self._clock()
+        try:
+            outcome = attempt.run(self.store.round_dir(number), claim, errors_before)
+        except WorkerInterrupted:
+            return StepResult.INTERRUPTED
+        if outcome is not Outcome.FAILED_ATTEMPT:
+            self._recovery.durations.append(self._clock() - started)
+            self.tasks_done += 1
+        return StepResult.WORKED
+
+    def _call_user(self, input_path: Path, output_path: Path) -> None:
+        self._abortable = True
+        try:
+            if self._stop.is_set():
+                raise WorkerInterrupted()
+            self.process_file(input_path, output_path)
+        finally:
+            self._abortable = False
+
+    # -- plumbing -------------------------------------------------------------
+    def _prefix(self, msg: str, kwargs):  # LoggerAdapter.process
+        return f"worker {self.worker_id}@{self._facts['host']}: {msg}", kwargs
+
+    def _interruptible_sleep(self, secs: float) -> None:
+        self._stop.wait(secs)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._stop.set()
+        if self._abortable:
+            self._abortable = False
+            raise WorkerInterrupted()
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+    @contextmanager
+    def _scratch_dir(self) -> Iterator[None]:
+        if not self.options.use_tmp:
+            yield
+            return
+        self._scratch = Path(tempfile.mkdtemp(prefix="fsmw-worker-", dir=self.options.tmp_folder))
+        try:
+            yield
+        finally:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
