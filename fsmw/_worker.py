@@ -33,7 +33,7 @@ from typing import Callable, Iterator, List, Optional, Union
 from . import _names as names
 from ._attempt import Attempt, Outcome, WorkerInterrupted
 from ._claims import Claim, try_claim
-from ._errors import FsmwError
+from ._errors import FsmwError, StoreError
 from ._lease import LeaseJudge
 from ._options import Options
 from ._owner import format_record, owner_facts
@@ -108,7 +108,7 @@ class Worker:
         """Work until the stop file, the idle limit or a signal; return why."""
         with self._signals(), self._scratch_dir():
             try:
-                self.store.check()
+                self._check_store()
                 return self._loop()
             except FsmwError as exc:
                 self.log.error("%s", exc)
@@ -129,10 +129,23 @@ class Worker:
                 idle_since, pause = self._clock(), FIRST_IDLE_SLEEP_SECS
                 continue
             if self._clock() - idle_since >= self.options.worker_max_idle_secs:
+                if not self.store.root.is_dir():
+                    raise StoreError(f"store {self.store.root} did not appear within "
+                                     f"{self.options.worker_max_idle_secs:.0f} s; is the master running?")
                 self.log.warning("no work for %.0f s; exiting", self.options.worker_max_idle_secs)
                 return ExitCode.IDLE_TIMEOUT
             self._sleep(random.uniform(0, pause))
             pause = min(pause * 2, self.options.worker_idle_sleep_secs)
+
+    def _check_store(self) -> None:
+        root = self.store.root
+        if root.exists():
+            self.store.check()
+        elif not root.parent.is_dir():
+            raise StoreError(f"store {root} cannot appear: its parent directory {root.parent} "
+                             f"does not exist")
+        else:
+            self.log.info("waiting for the master to create store %s", root)
 
     def stop(self) -> None:
         """Ask the worker to stop (what SIGTERM does); safe from any thread."""
