@@ -1,0 +1,227 @@
+"""One pass of the worker and of the master, on a real directory, with a fake clock."""
+
+import os
+
+import pytest
+
+import fsmw
+from fsmw import StepResult, StoreError, TaskNameError
+from fsmw._atomic import write_replace
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class Squarer(fsmw.Worker):
+    fail = ()
+
+    def process_file(self, input_path, output_path):
+        n = int(input_path.read_text())
+        if n in self.fail:
+            raise ValueError(f"no square for {n}")
+        output_path.write_text(str(n * n))
+
+
+def make_round(root, tasks, number=1, sealed=True):
+    store = fsmw.Store(root)
+    store.round_dir(number).mkdir(parents=True)
+    for name, value in tasks.items():
+        write_replace(store.task_file(number, name, "in"), str(value).encode())
+    if sealed:
+        write_replace(store.marker(number, "SEALED"), b"")
+    return store
+
+
+def foreign_claim(store, task, gen=1, number=1):
+    path = store.task_file(number, task, "claim", gen)
+    path.write_bytes(b"host: elsewhere\npid: 1\nworker_id: 9\n")
+    return path
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def worker(root, clock, **options):
+    options.setdefault("lease_secs", 10)
+    return Squarer(root, worker_id=1, clock=clock, sleep=lambda s: None, **options)
+
+
+def test_step_claims_runs_and_publishes_one_task(tmp_path, clock):
+    store = make_round(tmp_path, {"a": 3})
+    assert worker(tmp_path, clock).step() is StepResult.WORKED
+    assert store.task_file(1, "a", "out").read_text() == "9"
+    assert sorted(os.listdir(store.round_dir(1))) == ["SEALED", "a.in", "a.out"]
+
+
+def test_claimed_task_is_left_alone_while_its_lease_is_live(tmp_path, clock):
+    store = make_round(tmp_path, {"a": 3})
+    claim = foreign_claim(store, "a")
+    w = worker(tmp_path, clock)
+    for _ in range(5):
+        assert w.step() is StepResult.IDLE
+        clock.now += 9
+        os.utime(claim, ns=(os.stat(claim).st_mtime_ns + 10**9,) * 2)  # heartbeat moves
+    assert not store.task_file(1, "a", "out").exists()
+
+
+def test_stale_claim_is_broken_recorded_and_redone(tmp_path, clock):
+    store = make_round(tmp_path, {"a": 3})
+    stale = foreign_claim(store, "a")
+    w = worker(tmp_path, clock)
+    assert w.step() is StepResult.IDLE
+    clock.now += 10
+    assert w.step() is StepResult.WORKED
+    assert store.task_file(1, "a", "out").read_text() == "9"
+    assert not stale.exists()
+    record = store.task_file(1, "a", "err", 1).read_text()
+    assert "lease expired" in record and "elsewhere" in record
+
+
+def test_free_fcntl_lock_means_dead_holder_when_existence_is_not_the_lock(tmp_path, clock):
+    store = make_round(tmp_path, {"a": 3})
+    foreign_claim(store, "a")  # no process holds its lock
+    w = worker(tmp_path, clock, take_lockfile_existence_as_lock=False)
+    assert w.step() is StepResult.IDLE  # grace for a claim still being locked
+    clock.now += 1
+    assert w.step() is StepResult.WORKED
+    assert store.task_file(1, "a", "out").exists()
+
+
+def test_overdue_task_gets_one_backup_near_the_end_of_the_round(tmp_path, clock):
+    store = make_round(tmp_path, {"a": 3, "b": 4})
+    write_replace(store.task_file(1, "b", "out"), b"16")
+    original = foreign_claim(store, "a")
+    w = worker(tmp_path, clock, process_secs=5, lockfile_timeout_threshold=0.5)
+    assert w.step() is StepResult.IDLE
+    clock.now += 5
+    os.utime(original)  # the original is alive
+    assert w.step() is StepResult.WORKED
+    assert original.exists()
+    assert store.task_file(1, "a", "out").read_text() == "9"
+
+
+def test_no_backup_before_the_round_is_sealed(tmp_path, clock):
+    store = make_round(tmp_path, {"a": 3}, sealed=False)
+    original = foreign_claim(store, "a")
+    w = worker(tmp_path, clock, process_secs=5, lockfile_timeout_threshold=1.0)
+    w.step()
+    clock.now += 6
+    os.utime(original)
+    assert w.step() is StepResult.IDLE
+
+
+def test_failing_task_is_retried_then_marked_failed(tmp_path, clock):
+    store = make_round(tmp_path, {"bad": 7, "good": 2})
+    w = worker(tmp_path, clock, max_attempts=2)
+    w.fail = (7,)
+    for _ in range(5):
+        w.step()
+    errors = sorted(n for n in os.listdir(store.round_dir(1)) if ".err." in n)
+    assert errors == ["bad.err.1", "bad.err.2"]
+    record = store.task_file(1, "bad", "err", 1).read_text()
+    for line in ("task: bad", "attempt: 1", "worker_id: 1", "host: ", "duration_secs: ",
+                 "error: ValueError: no square for 7", "Traceback"):
+        assert line in record
+    assert "ValueError: no square for 7" in store.task_file(1, "bad", "failed").read_text()
+    assert store.task_file(1, "good", "out").read_text() == "4"
+
+
+def test_missing_output_is_a_failed_attempt(tmp_path, clock):
+    class Lazy(fsmw.Worker):
+        def process_file(self, input_path, output_path):
+            pass
+
+    store = make_round(tmp_path, {"a": 1})
+    Lazy(tmp_path, clock=clock, max_attempts=1).step()
+    assert "without writing output_path" in store.task_file(1, "a", "failed").read_text()
+
+
+def test_poisoned_task_whose_marker_is_missing_gets_marked(tmp_path, clock):
+    store = make_round(tmp_path, {"a": 1})
+    for gen in (1, 2, 3):
+        write_replace(store.task_file(1, "a", "err", gen), b"error: boom\n")
+    assert worker(tmp_path, clock).step() is StepResult.IDLE
+    assert "boom" in store.task_file(1, "a", "failed").read_text()
+
+
+def test_worker_follows_closed_rounds_and_stops_on_stop(tmp_path, clock):
+    store = make_round(tmp_path, {"a": 1})
+    write_replace(store.marker(1, "CLOSED"), b"next: round-000002\n")
+    make_round(tmp_path, {"a": 5}, number=2)
+    w = worker(tmp_path, clock)
+    while not store.task_file(2, "a", "out").exists():
+        assert w.step() in (StepResult.WORKED, StepResult.IDLE)
+    assert store.task_file(2, "a", "out").read_text() == "25"
+    assert not store.task_file(1, "a", "out").exists()
+    write_replace(store.marker(2, "CLOSED"), b"next: STOP\n")
+    write_replace(store.stop_file, b"")
+    assert w.step() is StepResult.STOP
+
+
+def test_foreign_files_are_ignored(tmp_path, clock):
+    store = make_round(tmp_path, {"a": 2})
+    for name in ("notes.txt", "a.in.bak", "x.claim.y", ".nfs0001"):
+        (store.round_dir(1) / name).write_text("junk")
+    (tmp_path / "README").write_text("junk")
+    w = worker(tmp_path, clock)
+    assert w.step() is StepResult.WORKED
+    assert w.step() is StepResult.IDLE
+
+
+class Squares(fsmw.Master):
+    def create_input_files(self):
+        for i in range(3):
+            self.create_input_file(f"n{i}", str(i))
+
+
+def test_master_rejects_bad_and_duplicate_names(tmp_path):
+    class Bad(fsmw.Master):
+        def create_input_files(self):
+            self.create_input_file("x", "1")
+            self.create_input_file(self.bad, "1")
+
+    for bad, message in (("x", "used twice"), ("a/b", "'/'"), ("x.out", "suffixes")):
+        m = Bad(tmp_path / bad.replace("/", "_"))
+        m.bad = bad
+        with pytest.raises(TaskNameError, match=message):
+            m.run()
+
+
+def test_master_step_reports_done_failed_and_missing(tmp_path):
+    m = Squares(tmp_path / "s", max_attempts=1)
+    m.store.check(create=True)
+    m._begin_round(1)
+    assert m.step() is False
+    write_replace(m.store.task_file(1, "n0", "out"), b"0")
+    write_replace(m.store.task_file(1, "n1", "out"), b"1")
+    write_replace(m.store.task_file(1, "n2", "err", 1), b"error: boom\n")
+    assert m.step() is True
+    assert m.store.task_file(1, "n2", "failed").exists()
+
+
+def test_master_refuses_missing_parent_and_finished_store(tmp_path):
+    with pytest.raises(StoreError, match="parent directory .* does not exist"):
+        Squares(tmp_path / "no" / "store").run()
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "STOP").write_text("")
+    with pytest.raises(StoreError, match="finished run"):
+        Squares(tmp_path / "done").run()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match="not a directory"):
+        Squares(tmp_path / "file").run()
+
+
+@pytest.mark.parametrize("option, value", [("lease_secs", 0), ("max_attempts", 0),
+                                           ("lockfile_timeout_threshold", 2),
+                                           ("worker_idle_sleep_secs", float("nan")),
+                                           ("process_secs", -1), ("max_attempts", 1.5)])
+def test_bad_options_are_rejected(tmp_path, option, value):
+    with pytest.raises(ValueError, match=option):
+        Squarer(tmp_path, **{option: value})
