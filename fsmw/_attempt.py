@@ -92,6 +92,9 @@ class Attempt:
 
     def _publish(self, round_dir: Path, claim: Claim, out_tmp: Path) -> Outcome:
         if not out_tmp.is_file():
+            if (round_dir / names.CLOSED).exists():
+                # The master closed the round and swept its temps: we are late.
+                return self._discard(round_dir, claim, "the round was closed")
             raise OutputMissing(f"process_file returned without writing output_path {out_tmp}")
         if self._scratch is not None:
             with open(out_tmp, "rb") as f:
@@ -106,8 +109,11 @@ class Attempt:
                 self._log.info("task %s: published although our claim was broken "
                                "(the first complete result wins)", claim.task)
             return Outcome.PUBLISHED
-        self._log.info("task %s: a result was already published; ours is discarded", claim.task)
-        write_duplicate(round_dir, claim.task, dict(self._facts, attempt=claim.gen))
+        return self._discard(round_dir, claim, "a result was already published")
+
+    def _discard(self, round_dir: Path, claim: Claim, why: str) -> Outcome:
+        self._log.info("task %s: %s; our result is discarded", claim.task, why)
+        write_duplicate(round_dir, claim.task, dict(self._facts, attempt=claim.gen, reason=why))
         return Outcome.DUPLICATE
 
     def _record_failure(self, round_dir: Path, claim: Claim, errors_before: int,

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ._atomic import unlink_quietly
+from ._owner import host_name
 
 log = logging.getLogger("fsmw.claims")
 
@@ -55,8 +56,9 @@ def _lock_unsupported(path: Path, exc: OSError) -> None:
     _locks_supported = False
     if not _locks_broken_reported:
         _locks_broken_reported = True
-        log.warning("fcntl locks do not work on %s (%s); fsmw carries on with lock "
-                    "files and leases only", path.parent, os.strerror(exc.errno or 0))
+        log.warning("%s/%d: fcntl locks do not work on %s (%s); fsmw carries on with lock "
+                    "files and leases only", host_name(), os.getpid(), path.parent,
+                    os.strerror(exc.errno or 0))
 
 
 class Claim:
@@ -148,7 +150,8 @@ def _lock(fd: int, path: Path) -> None:
                 return
         # A judge is probing our brand-new claim; its shared lock lasts microseconds.
         time.sleep(0.001)
-    log.warning("could not lock new claim %s: a prober kept it busy", path)
+    log.warning("%s/%d: could not lock new claim %s: a prober kept it busy", host_name(),
+                os.getpid(), path)
 
 
 def holder_gone(path: Path) -> Optional[bool]:
@@ -212,7 +215,8 @@ class Heartbeat:
             try:
                 alive = self._claim.touch()
             except OSError as exc:  # a flaky mount: keep trying, the lease decides
-                log.warning("heartbeat on %s failed: %s", self._claim.path, exc)
+                log.warning("%s/%d: heartbeat on %s failed: %s", host_name(), os.getpid(),
+                            self._claim.path, exc)
                 continue
             if not alive:
                 if self._on_fenced:

@@ -25,7 +25,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Set, Union
+from typing import Callable, List, Mapping, Set, Union
 
 from . import _names as names
 from ._atomic import unlink_quietly, write_replace

@@ -13,7 +13,6 @@ that failed, whoever wrote them and however they raced.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from pathlib import Path
 from typing import Mapping, Optional
@@ -21,9 +20,6 @@ from typing import Mapping, Optional
 from . import _names as names
 from ._atomic import write_new
 from ._owner import format_record, parse_record
-
-log = logging.getLogger("fsmw.records")
-
 
 def write_error(round_dir: Path, task: str, gen: int, facts: Mapping[str, object],
                 body: str = "") -> Path:

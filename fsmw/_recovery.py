@@ -62,10 +62,8 @@ class Recovery:
 
     def find(self, view: RoundView, round_dir: Path, claim: ClaimFn) -> Optional[Found]:
         """Return a claim to work on (and the task's earlier failures), or None."""
-        found = self._mark_poisoned(view, round_dir, claim)
-        if found is None:
-            found = self._judge_claims(view, round_dir, claim)
-        return found
+        self._mark_poisoned(view, round_dir, claim)
+        return self._judge_claims(view, round_dir, claim)
 
     def _mark_poisoned(self, view: RoundView, round_dir: Path, claim: ClaimFn) -> None:
         limit = self._options.max_attempts
@@ -78,7 +76,6 @@ class Recovery:
                 write_failed(round_dir, task, len(gens), read_text(last) or b"")
                 self._log.error("task %s failed %d times; marked failed", task, len(gens))
                 won.release()
-        return None
 
     def _judge_claims(self, view: RoundView, round_dir: Path, claim: ClaimFn) -> Optional[Found]:
         seen: List[str] = []

@@ -170,7 +170,8 @@ class Worker:
             if self._view.closed:
                 self._closed_round, self._round = number, None
                 return self._find_round()
-            found_claim = self._recovery.find(self._view, self.store.round_dir(number), self._claim_fn(number))
+            found_claim = self._recovery.find(self._view, self.store.round_dir(number),
+                                              self._claim_fn(number))
         if found_claim is None:
             return StepResult.IDLE
         return self._work(number, *found_claim)

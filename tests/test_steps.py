@@ -143,6 +143,21 @@ def test_missing_output_is_a_failed_attempt(tmp_path, clock):
     assert "without writing output_path" in store.task_file(1, "a", "failed").read_text()
 
 
+def test_result_of_a_round_closed_meanwhile_is_discarded_as_late(tmp_path, clock):
+    class Late(fsmw.Worker):
+        def process_file(self, input_path, output_path):
+            output_path.write_text("late")
+            # Meanwhile the master closes the round and sweeps its temp files.
+            output_path.unlink()
+            write_replace(input_path.parent / "CLOSED", b"next: STOP\n")
+
+    store = make_round(tmp_path, {"a": 1})
+    assert Late(tmp_path, clock=clock).step() is StepResult.WORKED
+    names = os.listdir(store.round_dir(1))
+    assert not [n for n in names if ".err." in n or n.endswith(".out")]
+    assert len([n for n in names if ".dup." in n]) == 1
+
+
 def test_poisoned_task_whose_marker_is_missing_gets_marked(tmp_path, clock):
     store = make_round(tmp_path, {"a": 1})
     for gen in (1, 2, 3):
