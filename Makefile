@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STORE  ?= demo-store
 WORKERS ?= 3
 
-.PHONY: demo test clean
+.PHONY: demo test lint clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,12 @@ demo: $(VENV)/.installed
 	PYTHON=$(PY) sh examples/run_local.sh $(WORKERS) $(STORE)
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --ignore=tests/cluster
+
+lint: $(VENV)/.installed
+	$(PY) -m pip install -q ruff mypy
+	$(PY) -m ruff check --select E,F,W,B --line-length 110 fsmw examples tests
+	$(PY) -m mypy --ignore-missing-imports fsmw
 
 clean:
 	rm -rf $(VENV) $(STORE) build *.egg-info .pytest_cache

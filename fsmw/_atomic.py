@@ -5,10 +5,11 @@ Protocol:
      final name with ``O_CREAT|O_EXCL`` (so the temp name itself can never be
      shared with another writer, also after crashes and pid reuse on another
      host), write, flush and ``fsync``;
-  2. publish it either by ``rename`` (the master's inputs and records, whose
-     names have a single writer) or by ``link`` then ``unlink`` of the temp
-     (outputs and other results, where a second writer must *not* replace the
-     first: ``link`` fails with EEXIST instead of clobbering, on NFS too).
+  2. publish it either by ``rename`` (the master's inputs and the markers
+     SEALED, CLOSED and STOP, whose names have a single writer) or by ``link``
+     then ``unlink`` of the temp (outputs and records, where a second writer
+     must *not* replace the first: ``link`` fails with EEXIST instead of
+     clobbering, on NFS too).
 
 Property: a reader never sees a final name with partial content, and a
 no-clobber publish never replaces an existing final file.

@@ -5,16 +5,18 @@ Protocol for an attempt holding claim ``<task>.claim.<g>``:
   2. ``process_file(input, output)`` writes ``output``, a fresh temp name in
      the round directory (or in private local scratch with ``use_tmp``);
   3. the output is fsynced (copied into a store temp first if it was on
-     scratch) and published with ``link`` onto ``<task>.out``: if a result is
-     already there, this one is discarded and a ``.dup`` record says so;
+     scratch); if the claim is still ours (fencing: a holder whose claim was
+     broken never publishes) it is published with ``link`` onto
+     ``<task>.out``; if a result is already there, or the claim was lost, this
+     one is discarded and a ``.dup`` record says so;
   4. an exception in 2 or 3 leaves ``<task>.err.<g>`` with the traceback,
      host, worker, attempt and duration, and marks the task failed once
      ``max_attempts`` attempts have failed;
   5. the claim is removed only if it is still ours (see ``_claims``).
 
 Property: whatever happens, at most one ``.out`` exists per task, it is
-complete, and a claim broken by someone else is never removed by its old
-holder.
+complete, it was published by a holder whose claim was live at that moment,
+and a claim broken by someone else is never removed by its old holder.
 """
 
 from __future__ import annotations
@@ -103,11 +105,13 @@ class Attempt:
             if self._options.fsync:
                 fsync_path(out_tmp)
             store_tmp = out_tmp
+        if not claim.still_mine():
+            # Fencing: our claim was broken (we hung or were cut off) and the task
+            # belongs to someone else now; never publish on a lost claim.
+            unlink_quietly(store_tmp)
+            return self._discard(round_dir, claim, "our claim was broken meanwhile")
         final = round_dir / names.file_name(claim.task, names.OUT)
         if publish(store_tmp, final):
-            if claim.fenced:
-                self._log.info("task %s: published although our claim was broken "
-                               "(the first complete result wins)", claim.task)
             return Outcome.PUBLISHED
         return self._discard(round_dir, claim, "a result was already published")
 
@@ -131,4 +135,4 @@ class Attempt:
 
     def _fenced(self, claim: Claim) -> None:
         self._log.warning("claim %s was broken by another worker (no heartbeat seen for "
-                          "lease_secs); a late result will be discarded", claim.path.name)
+                          "lease_secs); our result will be discarded", claim.path.name)

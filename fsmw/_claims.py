@@ -103,7 +103,14 @@ class Claim:
             return not self.fenced
 
     def release(self) -> bool:
-        """Remove the claim if it is still ours and close it; True if removed."""
+        """Remove the claim if it is still ours and close it; True if removed.
+
+        The file is unlinked *before* it is closed: closing first would drop the
+        fcntl lock while the file still exists, and a judge trusting locks
+        (``take_lockfile_existence_as_lock=False``) could take that for a dead
+        holder.  On NFS this leaves a ``.nfs*`` file for the instant between
+        the two calls; scans ignore it (it starts with a dot).
+        """
         with self._lock:
             removed = False
             if self.fd >= 0 and self.still_mine():

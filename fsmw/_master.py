@@ -90,6 +90,7 @@ class Master:
         self._tasks: Set[str] = set()
         self._view = RoundView()
         self._summary = Summary()
+        self._rounds_run: List[int] = []
         self._logged = (-1, -1)
         self._logged_at = float("-inf")
 
@@ -128,7 +129,9 @@ class Master:
         if self.store.stop_file.exists():
             raise StoreError(f"store {self.store.root} holds a finished run ({names.STOP} exists); "
                              f"use a new store, or remove it to start over")
-        self._begin_round(max(self.store.rounds(), default=0) + 1)
+        earlier = self.store.rounds()
+        self._begin_round(max(earlier, default=0) + 1)
+        self._close_abandoned(earlier)
         while True:
             self._wait_for_round()
             outputs = {t: self.store.task_file(self.round, t, names.OUT)
@@ -142,6 +145,8 @@ class Master:
             self._close_round(previous, "next: " + (names.round_name(self.round) if again else "STOP"))
             if not again:
                 break
+        # Count again: late results of earlier rounds are discarded as they arrive.
+        self._summary.duplicates = sum(self.store.scan(n).duplicates for n in self._rounds_run)
         self._summary.wall_secs = self._clock() - started
         self.log.info("%s", self._summary)
         return self._summary
@@ -158,6 +163,7 @@ class Master:
 
     def _begin_round(self, number: int) -> None:
         self.round, self._tasks = number, set()
+        self._rounds_run.append(number)
         try:
             self.store.round_dir(number).mkdir()
         except FileExistsError as exc:
@@ -176,7 +182,6 @@ class Master:
         view, number = self._view, self.round
         self._summary.rounds += 1
         self._summary.done += len(self._tasks & view.outputs)
-        self._summary.duplicates += view.duplicates
         round_dir = self.store.round_dir(number)
         for task in sorted((self._tasks & view.failed) - view.outputs):
             failure = Failure(number, task, last_error(round_dir, task, view.errors.get(task, [])))
@@ -192,6 +197,14 @@ class Master:
                 if write_failed(round_dir, task, len(gens), read_text(last) or b""):
                     view.failed.add(task)
                     self.log.warning("task %s failed %d times; marked failed", task, len(gens))
+
+    def _close_abandoned(self, earlier: List[int]) -> None:
+        """Send workers still in rounds of an earlier master on to the new round."""
+        for number in earlier:
+            if not self.store.marker(number, names.CLOSED).exists():
+                self.log.warning("round %d was left unfinished by an earlier master; closing it",
+                                 number)
+                self._close_round(number, f"abandoned; next: {names.round_name(self.round)}")
 
     def _close_round(self, number: int, text: str) -> None:
         write_replace(self.store.marker(number, names.CLOSED), (text + "\n").encode())

@@ -2,8 +2,9 @@
 
 Defaults are chosen for real clusters: NFS clients may cache attributes for up
 to 60 s (``acregmax``), so a lease must be well above that and the heartbeat
-(every ``lease_secs / 5``) well below it; idle polls back off to 10 s so a
-hundred idle workers make at most ten listings a second between them.
+(every ``lease_secs / 5``) well below it; idle polls back off to a pause drawn
+uniformly from 0 to 10 s, so a hundred idle workers make about twenty listings
+a second between them.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Options:
         use_tmp: run ``process_file`` on local scratch copies, then publish the
             output into the store (still atomically).
         tmp_folder: where the private scratch directory is made for ``use_tmp``
-            (default: ``$TMPDIR`` or the system default).
+            (default: ``$TMPDIR``, else ``/tmp``).
         fsync: flush every input and output to stable storage before publishing.
     """
 

@@ -117,8 +117,13 @@ class Worker:
     def _loop(self) -> ExitCode:
         idle_since = self._clock()
         pause = FIRST_IDLE_SLEEP_SECS
+        error: Optional[OSError] = None
         while True:
-            result = self.step()
+            try:
+                result, error = self.step(), None
+            except OSError as exc:  # a flaky mount (EIO, ESTALE...): back off and retry
+                self.log.warning("store error, will retry: %s", exc)
+                result, error = StepResult.IDLE, exc
             if result is StepResult.STOP:
                 self.log.info("stop file found after %d tasks; exiting", self.tasks_done)
                 return ExitCode.STOPPED
@@ -129,6 +134,9 @@ class Worker:
                 idle_since, pause = self._clock(), FIRST_IDLE_SLEEP_SECS
                 continue
             if self._clock() - idle_since >= self.options.worker_max_idle_secs:
+                if error is not None:
+                    raise StoreError(f"store {self.store.root} kept failing for "
+                                     f"{self.options.worker_max_idle_secs:.0f} s: {error}")
                 if not self.store.root.is_dir():
                     raise StoreError(f"store {self.store.root} did not appear within "
                                      f"{self.options.worker_max_idle_secs:.0f} s; is the master running?")

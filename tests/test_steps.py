@@ -158,6 +158,23 @@ def test_result_of_a_round_closed_meanwhile_is_discarded_as_late(tmp_path, clock
     assert len([n for n in names if ".dup." in n]) == 1
 
 
+def test_holder_whose_claim_was_broken_never_publishes(tmp_path, clock):
+    class Hung(fsmw.Worker):
+        def process_file(self, input_path, output_path):
+            output_path.write_text("stale result")
+            # While we "hang", someone breaks our claim and takes generation 2.
+            (claim,) = input_path.parent.glob("a.claim.1")
+            claim.unlink()
+            (input_path.parent / "a.claim.2").write_text("host: elsewhere\n")
+
+    store = make_round(tmp_path, {"a": 1})
+    assert Hung(tmp_path, clock=clock).step() is StepResult.WORKED
+    names = sorted(os.listdir(store.round_dir(1)))
+    assert "a.out" not in names and "a.claim.2" in names
+    assert len([n for n in names if ".dup." in n]) == 1
+    assert not [n for n in names if n.startswith(".tmp.")]
+
+
 def test_poisoned_task_whose_marker_is_missing_gets_marked(tmp_path, clock):
     store = make_round(tmp_path, {"a": 1})
     for gen in (1, 2, 3):
@@ -219,6 +236,22 @@ def test_master_step_reports_done_failed_and_missing(tmp_path):
     write_replace(m.store.task_file(1, "n2", "err", 1), b"error: boom\n")
     assert m.step() is True
     assert m.store.task_file(1, "n2", "failed").exists()
+
+
+def test_new_master_sends_workers_of_an_abandoned_round_onward(tmp_path, clock):
+    make_round(tmp_path, {"old": 1})  # an earlier master died in round 1
+    w = worker(tmp_path, clock)
+    assert w.step() is StepResult.WORKED  # the worker is in round 1
+
+    class Once(fsmw.Master):
+        def create_input_files(self):
+            self.create_input_file("new", "6")
+
+    m = Once(tmp_path, sleep=lambda s: w.step())
+    summary = m.run()
+    assert summary.done == 1 and m.round == 2
+    assert (tmp_path / "round-000001" / "CLOSED").read_text().startswith("abandoned")
+    assert (tmp_path / "round-000002" / "new.out").read_text() == "36"
 
 
 def test_master_refuses_missing_parent_and_finished_store(tmp_path):
