@@ -42,6 +42,7 @@ log = logging.getLogger("fsmw.claims")
 
 _BUSY = frozenset((errno.EACCES, errno.EAGAIN))
 _GONE = frozenset((errno.ENOENT, errno.ESTALE))
+_BAD_FD = frozenset((errno.EBADFD, errno.EBADF))
 _locks_broken_reported = False
 _locks_supported = True
 
@@ -81,13 +82,21 @@ class Claim:
         if self.fenced:
             return False
         try:
-            if os.fstat(self.fd).st_nlink == 0 or os.stat(self.path).st_ino != self.ino:
+            if self._unlinked() or os.stat(self.path).st_ino != self.ino:
                 self.fenced = True
         except OSError as exc:
             if exc.errno not in _GONE:
                 raise
             self.fenced = True
         return not self.fenced
+
+    def _unlinked(self) -> bool:
+        try:
+            return os.fstat(self.fd).st_nlink == 0
+        except OSError as exc:
+            if exc.errno in _BAD_FD:
+                return False  # judge by the name alone (see touch)
+            raise
 
     def touch(self) -> bool:
         """Heartbeat: refresh the claim's mtime; False once fenced."""
@@ -97,9 +106,15 @@ class Claim:
             try:
                 os.utime(self.fd)
             except OSError as exc:
-                if exc.errno not in _GONE:
+                if exc.errno in _BAD_FD:
+                    # GlusterFS marks descriptors that held locks across a lost
+                    # connection as bad (EBADFD); the name still tells whether the
+                    # claim is ours, and touching by name keeps it alive.
+                    os.utime(self.path)
+                elif exc.errno in _GONE:
+                    self.fenced = True
+                else:
                     raise
-                self.fenced = True
             return not self.fenced
 
     def release(self) -> bool:

@@ -3,8 +3,10 @@
 One pass (:meth:`Worker.step`) makes one listing of the current round
 directory (reusing it for a few seconds while it still yields pending tasks),
 tries the pending tasks in shuffled order until a claim wins, and runs that
-task.  With nothing pending it turns to claims that are stale, overdue or
-poisoned (see ``_recovery``).  It follows ``CLOSED`` markers to the next round
+task.  With nothing pending, and also every ``lease_secs / 4`` while work is
+pending, it looks at claims that are stale, overdue or poisoned (see
+``_recovery``; one ``stat`` per running claim), so a dead worker's task is
+redone within about a lease.  It follows ``CLOSED`` markers to the next round
 and exits on ``STOP``, or after ``worker_max_idle_secs`` without work; idle
 polls back off with full jitter up to ``worker_idle_sleep_secs``.
 
@@ -88,6 +90,7 @@ class Worker:
         self._abortable = False
         self._round: Optional[int] = None
         self._closed_round = 0
+        self._next_judging = float("-inf")
         self._view = RoundView()
         self._queue: List[str] = []
         self._listed_at = float("-inf")
@@ -170,7 +173,11 @@ class Worker:
         number = self._round
         assert number is not None
         fresh = self._refresh_if_stale(number)
-        found_claim = self._claim_pending(number)
+        # Busy workers look at running claims too, every lease_secs / 4, so a dead
+        # worker's task is redone within about a lease even while work is pending.
+        found_claim = self._recover(number) if self._clock() >= self._next_judging else None
+        if found_claim is None:
+            found_claim = self._claim_pending(number)
         if found_claim is None and not fresh:
             self._relist(number)
             found_claim = self._claim_pending(number)
@@ -178,11 +185,14 @@ class Worker:
             if self._view.closed:
                 self._closed_round, self._round = number, None
                 return self._find_round()
-            found_claim = self._recovery.find(self._view, self.store.round_dir(number),
-                                              self._claim_fn(number))
+            found_claim = self._recover(number)
         if found_claim is None:
             return StepResult.IDLE
         return self._work(number, *found_claim)
+
+    def _recover(self, number: int):
+        self._next_judging = self._clock() + self.options.lease_secs / 4
+        return self._recovery.find(self._view, self.store.round_dir(number), self._claim_fn(number))
 
     # -- rounds ---------------------------------------------------------------
     def _find_round(self) -> StepResult:

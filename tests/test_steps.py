@@ -84,6 +84,18 @@ def test_stale_claim_is_broken_recorded_and_redone(tmp_path, clock):
     assert "lease expired" in record and "elsewhere" in record
 
 
+def test_busy_worker_redoes_a_dead_claim_before_pending_work(tmp_path, clock):
+    store = make_round(tmp_path, {"dead": 1, **{f"p{i}": i for i in range(20)}})
+    stale = foreign_claim(store, "dead")
+    w = worker(tmp_path, clock)
+    assert w.step() is StepResult.WORKED  # observes the claim, then takes pending work
+    clock.now += 10
+    assert w.step() is StepResult.WORKED
+    assert store.task_file(1, "dead", "out").read_text() == "1"
+    assert not stale.exists()
+    assert len([n for n in os.listdir(store.round_dir(1)) if n.endswith(".out")]) == 2
+
+
 def test_free_fcntl_lock_means_dead_holder_when_existence_is_not_the_lock(tmp_path, clock):
     store = make_round(tmp_path, {"a": 3})
     foreign_claim(store, "a")  # no process holds its lock
