@@ -46,10 +46,14 @@ def skip_or_fail(reason: str):
 
 
 @pytest.fixture(scope="session")
-def lab():
+def lab_runnable():
     reason = why_not_runnable()
     if reason:
         skip_or_fail(reason)
+
+
+@pytest.fixture(scope="session")
+def lab(lab_runnable):
     started = time.monotonic()
     the_lab = Lab(LAB_DIR)
     try:
