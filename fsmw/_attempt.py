@@ -33,7 +33,7 @@ from . import _names as names
 from ._atomic import fsync_path, publish, temp_path, unlink_quietly, write_temp
 from ._claims import Claim, Heartbeat, read_text
 from ._options import Options
-from ._records import write_duplicate, write_error, write_failed
+from ._records import count_errors, write_duplicate, write_error, write_failed
 
 
 class WorkerInterrupted(BaseException):
@@ -64,7 +64,7 @@ class Attempt:
         self._call = call
         self._scratch = scratch
 
-    def run(self, round_dir: Path, claim: Claim, errors_before: int) -> Outcome:
+    def run(self, round_dir: Path, claim: Claim) -> Outcome:
         """Run ``claim``'s task; raises WorkerInterrupted after releasing the claim."""
         started = time.monotonic()
         out_tmp = temp_path(self._scratch or round_dir)
@@ -83,8 +83,7 @@ class Attempt:
             raise
         except Exception as exc:  # the user's code failed: record it, keep the worker
             body = traceback.format_exc()
-            self._record_failure(round_dir, claim, errors_before, exc, body,
-                                 time.monotonic() - started)
+            self._record_failure(round_dir, claim, exc, body, time.monotonic() - started)
             return Outcome.FAILED_ATTEMPT
         finally:
             unlink_quietly(out_tmp)
@@ -111,7 +110,13 @@ class Attempt:
             unlink_quietly(store_tmp)
             return self._discard(round_dir, claim, "our claim was broken meanwhile")
         final = round_dir / names.file_name(claim.task, names.OUT)
-        if publish(store_tmp, final):
+        try:
+            won = publish(store_tmp, final)
+        except FileNotFoundError:
+            if (round_dir / names.CLOSED).exists():
+                return self._discard(round_dir, claim, "the round was closed")
+            raise
+        if won:
             return Outcome.PUBLISHED
         return self._discard(round_dir, claim, "a result was already published")
 
@@ -120,13 +125,13 @@ class Attempt:
         write_duplicate(round_dir, claim.task, dict(self._facts, attempt=claim.gen, reason=why))
         return Outcome.DUPLICATE
 
-    def _record_failure(self, round_dir: Path, claim: Claim, errors_before: int,
-                        exc: BaseException, body: str, duration: float) -> None:
+    def _record_failure(self, round_dir: Path, claim: Claim, exc: BaseException, body: str,
+                        duration: float) -> None:
         error = f"{type(exc).__name__}: {exc}".replace("\n", " ")
         facts = dict(task=claim.task, attempt=claim.gen, **self._facts,
                      duration_secs=f"{duration:.3f}", error=error)
         path = write_error(round_dir, claim.task, claim.gen, facts, body)
-        attempts = errors_before + 1
+        attempts = count_errors(round_dir, claim.task, int(path.name.rpartition(".")[2]))
         self._log.warning("task %s attempt %d failed (%d of %d): %s", claim.task, claim.gen,
                           attempts, self._options.max_attempts, error)
         if attempts >= self._options.max_attempts:

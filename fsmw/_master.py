@@ -11,7 +11,8 @@ Protocol per round k:
   3. ``process_output_files(outputs)``; if it returns True, make round k+1,
      then write ``CLOSED`` in round k (workers follow it to k+1); otherwise
      write ``STOP`` in the store, then ``CLOSED``.  Temp files left in round k
-     by crashed writers are removed when it closes.
+     by crashed writers (seen by the master for at least ``lease_secs``) are
+     removed when it closes.
 
 Property: :meth:`Master.run` returns once every task of every round is done or
 failed, and reports each failure instead of waiting for ever.
@@ -25,7 +26,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Mapping, Set, Union
+from typing import Callable, Dict, List, Mapping, Set, Union
 
 from . import _names as names
 from ._atomic import unlink_quietly, write_replace
@@ -91,6 +92,7 @@ class Master:
         self._view = RoundView()
         self._summary = Summary()
         self._rounds_run: List[int] = []
+        self._temps: Dict[str, float] = {}  # temp name -> when this master first saw it
         self._logged = (-1, -1)
         self._logged_at = float("-inf")
 
@@ -155,6 +157,8 @@ class Master:
         """One poll of the current round; True once every task is done or failed."""
         view = self.store.scan(self.round)
         self._view = view
+        now = self._clock()
+        self._temps = {name: self._temps.get(name, now) for name in view.temps}
         self._mark_poisoned(view)
         done = len(self._tasks & view.outputs)
         failed = len((self._tasks & view.failed) - view.outputs)
@@ -209,8 +213,13 @@ class Master:
     def _close_round(self, number: int, text: str) -> None:
         write_replace(self.store.marker(number, names.CLOSED), (text + "\n").encode())
         round_dir = self.store.round_dir(number)
+        # Only temps this master has seen for a whole lease belong to dead writers;
+        # a younger one may be a live (late) writer's, which must not lose it.
+        oldest = self._clock() - self.options.lease_secs
         for name in self.store.scan(number).temps:
-            unlink_quietly(round_dir / name)
+            if self._temps.get(name, float("inf")) <= oldest:
+                unlink_quietly(round_dir / name)
+        self._temps = {}
 
     def _progress(self, done: int, failed: int) -> None:
         now = self._clock()

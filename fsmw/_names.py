@@ -59,9 +59,13 @@ def parse(name: str) -> Optional[Entry]:
         return None
     if kind in _NUMBERED and last.isdigit() and last.isascii():
         return Entry(task, kind, int(last))
-    if kind == DUP:
+    if kind == DUP and _is_hex(last):
         return Entry(task, DUP, None)
     return None
+
+
+def _is_hex(text: str) -> bool:
+    return text.isascii() and all(c in "0123456789abcdef" for c in text)
 
 
 def file_name(task: str, kind: str, gen: Optional[int] = None) -> str:

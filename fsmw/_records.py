@@ -13,6 +13,7 @@ that failed, whoever wrote them and however they raced.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Mapping, Optional
@@ -23,13 +24,28 @@ from ._owner import format_record, parse_record
 
 def write_error(round_dir: Path, task: str, gen: int, facts: Mapping[str, object],
                 body: str = "") -> Path:
-    """Write an error record for attempt ``gen`` (or the next free number)."""
+    """Write an error record for attempt ``gen`` (or the next free number); return its path."""
     data = format_record(facts, body)
     for number in range(gen, gen + 1000):
         path = round_dir / names.file_name(task, names.ERR, number)
         if write_new(path, data):
             return path
     raise RuntimeError(f"no free error record name for task {task!r} in {round_dir}")
+
+
+def count_errors(round_dir: Path, task: str, upto: int) -> int:
+    """How many error records ``task`` has, probing ``.err.1`` up to ``.err.<upto>`` and on.
+
+    A fresh count (a few ``lstat`` calls) rather than an old listing's: the
+    attempt limit must hold however stale the caller's listing was.
+    """
+    count, number = 0, 1
+    while True:
+        if os.path.lexists(round_dir / names.file_name(task, names.ERR, number)):
+            count += 1
+        elif number > upto:
+            return count
+        number += 1
 
 
 def write_failed(round_dir: Path, task: str, attempts: int, last_error: bytes) -> bool:

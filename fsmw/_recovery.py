@@ -7,17 +7,19 @@ unfinished tasks, one ``stat`` each, and feeds them to its
 * a claim whose heartbeat has not moved for ``lease_secs`` on the judge's own
   clock (or, with ``take_lockfile_existence_as_lock=False``, whose fcntl lock
   is free after a short grace) is *broken*: the judge wins generation
-  ``max + 1`` with O_EXCL, writes an error record for the lost attempt,
+  ``g + 1`` with O_EXCL (only the newest generation ``g`` of a task is ever
+  judged), writes an error record for the lost attempt,
   removes the stale file (fencing its holder) and runs the task itself;
 * once the round is sealed and at most ``lockfile_timeout_threshold`` of it is
   unfinished, a task running longer than expected with no backup yet gets a
-  backup copy: the judge wins generation ``max + 1`` and leaves the original
+  backup copy: the judge wins generation ``g + 1`` and leaves the original
   claim alone; the first published result wins;
 * a task with ``max_attempts`` error records but no failure mark (its last
   writer died in between) is claimed and marked failed.
 
-Property: breaking and backups both go through the O_EXCL create of a new
-generation, so however many judges act on the same listing, one wins.
+Property: breaking and backups both go through the O_EXCL create of exactly
+the next generation after the newest, so however many judges act on however
+stale listings, one lost attempt is broken (and recorded) once.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import logging
 import os
 import statistics
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence
 
 from . import _names as names
 from ._atomic import unlink_quietly
@@ -34,11 +36,11 @@ from ._claims import Claim, holder_gone, read_text
 from ._lease import LeaseJudge
 from ._options import Options
 from ._owner import parse_record
-from ._records import error_line, write_error, write_failed
+from ._records import count_errors, error_line, write_error, write_failed
 from ._store import RoundView
 
 ClaimFn = Callable[[str, int], Optional[Claim]]
-Found = Tuple[Claim, int]
+Found = Claim
 LOCK_GRACE_SECS = 1.0
 
 
@@ -85,21 +87,22 @@ class Recovery:
         for task, gens in view.claims.items():
             if view.finished(task):
                 continue
-            for gen in sorted(gens):
-                name = names.file_name(task, names.CLAIM, gen)
-                seen.append(name)
-                if result is not None:
-                    continue
-                path = round_dir / name
-                try:
-                    obs = self._judge.observe(name, os.stat(path))
-                except FileNotFoundError:
-                    continue
-                if self._stale(path, obs):
-                    result = self._break(view, round_dir, task, gen, obs.unchanged_secs, claim)
-                elif (backup_ok and expected is not None and len(gens) == 1
-                      and obs.seen_secs >= expected):
-                    result = self._backup(view, task, obs.seen_secs, claim)
+            # Only the newest generation counts: an older one was broken or is the
+            # original of a backup, and judging it could break the task twice.
+            gen = max(gens)
+            name = names.file_name(task, names.CLAIM, gen)
+            seen.append(name)
+            if result is not None:
+                continue
+            path = round_dir / name
+            try:
+                obs = self._judge.observe(name, os.stat(path))
+            except FileNotFoundError:
+                continue
+            if self._stale(path, obs):
+                result = self._break(round_dir, task, gen, obs.unchanged_secs, claim)
+            elif backup_ok and expected is not None and len(gens) == 1 and obs.seen_secs >= expected:
+                result = self._backup(task, gen, obs.seen_secs, claim)
         self._judge.forget_except(seen)
         return result
 
@@ -116,9 +119,11 @@ class Recovery:
             return False
         return view.remaining() <= threshold * len(view.inputs)
 
-    def _break(self, view: RoundView, round_dir: Path, task: str, gen: int, idle: float,
+    def _break(self, round_dir: Path, task: str, gen: int, idle: float,
                claim: ClaimFn) -> Optional[Found]:
-        won = claim(task, view.next_gen(task))
+        # Winning exactly gen + 1 makes the break exclusive: a judge acting on an
+        # older listing tries the same name and loses.
+        won = claim(task, gen + 1)
         if won is None:
             return None
         stale = round_dir / names.file_name(task, names.CLAIM, gen)
@@ -130,22 +135,22 @@ class Recovery:
                      broken_by=f"{self._facts['host']}/{self._facts['pid']}", error=error)
         record = write_error(round_dir, task, gen, facts)
         unlink_quietly(stale)
-        errors = view.error_count(task) + 1
+        errors = count_errors(round_dir, task, gen)
         self._log.warning("task %s: broke stale claim (%s)", task, error)
         if errors >= self._options.max_attempts:
             write_failed(round_dir, task, errors, read_text(record) or b"")
             self._log.error("task %s lost %d attempts; marked failed", task, errors)
             won.release()
             return None
-        return won, errors
+        return won
 
-    def _backup(self, view: RoundView, task: str, running: float, claim: ClaimFn) -> Optional[Found]:
-        won = claim(task, view.next_gen(task))
+    def _backup(self, task: str, gen: int, running: float, claim: ClaimFn) -> Optional[Found]:
+        won = claim(task, gen + 1)
         if won is None:
             return None
         self._log.info("task %s has run for at least %.1f s (expected %.1f s): starting a "
                        "backup copy", task, running, self.expected_secs() or 0.0)
-        return won, view.error_count(task)
+        return won
 
 
 def last_error(round_dir: Path, task: str, gens: Sequence[int]) -> str:

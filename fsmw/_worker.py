@@ -188,7 +188,7 @@ class Worker:
             found_claim = self._recover(number)
         if found_claim is None:
             return StepResult.IDLE
-        return self._work(number, *found_claim)
+        return self._work(number, found_claim)
 
     def _recover(self, number: int):
         self._next_judging = self._clock() + self.options.lease_secs / 4
@@ -227,13 +227,12 @@ class Worker:
         random.shuffle(queue)
         self._view, self._queue, self._listed_at = view, queue, self._clock()
 
-    def _claim_pending(self, number: int):
-        claim = self._claim_fn(number)
+    def _claim_pending(self, number: int) -> Optional[Claim]:
         while self._queue:
             task = self._queue.pop()
-            won = claim(task, self._view.next_gen(task))
+            won = self._claim(number, task, self._view.next_gen(task), follow=True)
             if won is not None:
-                return won, self._view.error_count(task)
+                return won
         return None
 
     def _claim_fn(self, number: int) -> Callable[[str, int], Optional[Claim]]:
@@ -241,26 +240,36 @@ class Worker:
             return self._claim(number, task, gen)
         return claim
 
-    def _claim(self, number: int, task: str, gen: int) -> Optional[Claim]:
-        path = self.store.task_file(number, task, names.CLAIM, gen)
-        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        owner = format_record(dict(task=task, attempt=gen, **self._facts, started=started))
-        won = try_claim(path, task, gen, owner, use_fcntl=True)
-        if won is None:
-            return None
-        # Re-check after winning: the task may have finished since our listing.
-        for kind in (names.OUT, names.FAILED):
-            if os.path.lexists(self.store.task_file(number, task, kind)):
+    def _claim(self, number: int, task: str, first_gen: int, follow: bool = False) -> Optional[Claim]:
+        """Win generation ``first_gen`` of ``task``; re-check that the task needs doing.
+
+        A generation whose error record exists was used since our listing
+        (its claim came and went); with ``follow`` the next one is tried.
+        """
+        for gen in range(first_gen, first_gen + 100):
+            path = self.store.task_file(number, task, names.CLAIM, gen)
+            started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            owner = format_record(dict(task=task, attempt=gen, **self._facts, started=started))
+            won = try_claim(path, task, gen, owner, use_fcntl=True)
+            if won is None:
+                return None
+            if any(os.path.lexists(self.store.task_file(number, task, kind))
+                   for kind in (names.OUT, names.FAILED)):
                 won.release()
                 return None
-        return won
+            if not os.path.lexists(self.store.task_file(number, task, names.ERR, gen)):
+                return won
+            won.release()
+            if not follow:
+                return None
+        return None
 
-    def _work(self, number: int, claim: Claim, errors_before: int) -> StepResult:
+    def _work(self, number: int, claim: Claim) -> StepResult:
         attempt = Attempt(self.options, self._facts, self.log, self._call_user, self._scratch)
         self.log.debug("running task %s (attempt %d)", claim.task, claim.gen)
         started = self._clock()
         try:
-            outcome = attempt.run(self.store.round_dir(number), claim, errors_before)
+            outcome = attempt.run(self.store.round_dir(number), claim)
         except WorkerInterrupted:
             return StepResult.INTERRUPTED
         if outcome is not Outcome.FAILED_ATTEMPT:

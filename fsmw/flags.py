@@ -56,9 +56,9 @@ gflags.DEFINE_bool("fsync", _D.fsync, "Whether inputs and outputs are fsynced be
 gflags.DEFINE_enum("log_level", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"],
                    "Logging level of the script.")
 
-_COMMON = ("max_attempts", "fsync")
+_COMMON = ("lease_secs", "max_attempts", "fsync")
 _MASTER = _COMMON + ("master_idle_sleep_secs",)
-_WORKER = _COMMON + ("lease_secs", "process_secs", "lockfile_timeout_threshold", "worker_idle_sleep_secs",
+_WORKER = _COMMON + ("process_secs", "lockfile_timeout_threshold", "worker_idle_sleep_secs",
                      "worker_max_idle_secs", "take_lockfile_existence_as_lock", "use_tmp",
                      "tmp_folder")
 

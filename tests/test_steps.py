@@ -96,6 +96,36 @@ def test_busy_worker_redoes_a_dead_claim_before_pending_work(tmp_path, clock):
     assert len([n for n in os.listdir(store.round_dir(1)) if n.endswith(".out")]) == 2
 
 
+def test_a_claim_being_broken_is_not_broken_again_by_a_second_judge(tmp_path, clock):
+    store = make_round(tmp_path, {"t": 1})
+    foreign_claim(store, "t", gen=1)  # a dead holder
+    second_judge = worker(tmp_path, clock)
+    assert second_judge.step() is StepResult.IDLE
+    clock.now += 11
+    # The moment inside the first judge's break: it has won generation 2 and
+    # recorded the lost attempt, but not yet removed generation 1.
+    foreign_claim(store, "t", gen=2)
+    write_replace(store.task_file(1, "t", "err", 1), b"error: lease expired\n")
+    assert second_judge.step() is StepResult.IDLE
+    assert sorted(os.listdir(store.round_dir(1))) == ["SEALED", "t.claim.1", "t.claim.2",
+                                                       "t.err.1", "t.in"]
+
+
+def test_a_generation_used_since_the_listing_is_skipped(tmp_path, clock):
+    class Spy(Squarer):
+        def process_file(self, input_path, output_path):
+            self.claims = sorted(p.name for p in input_path.parent.glob("t.claim.*"))
+            super().process_file(input_path, output_path)
+
+    store = make_round(tmp_path, {"t": 1})
+    late = Spy(tmp_path, clock=clock)
+    late._relist(1)  # the listing shows no claim and no error: it would try generation 1
+    write_replace(store.task_file(1, "t", "err", 1), b"error: boom\n")  # attempt 1 came and went
+    assert late.step() is StepResult.WORKED
+    assert late.claims == ["t.claim.2"]
+    assert sorted(os.listdir(store.round_dir(1))) == ["SEALED", "t.err.1", "t.in", "t.out"]
+
+
 def test_free_fcntl_lock_means_dead_holder_when_existence_is_not_the_lock(tmp_path, clock):
     store = make_round(tmp_path, {"a": 3})
     foreign_claim(store, "a")  # no process holds its lock

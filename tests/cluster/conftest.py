@@ -35,7 +35,8 @@ def why_not_runnable():
         return "the cluster tier needs /dev/fuse"
     for tool in ("glusterd", "glusterfs", "gluster", "ip", "nsenter", "unshare"):
         if shutil.which(tool) is None:
-            return f"the cluster tier needs {tool} (apt-get install glusterfs-server glusterfs-client iproute2)"
+            return (f"the cluster tier needs {tool} "
+                    "(apt-get install glusterfs-server glusterfs-client iproute2)")
     return None
 
 
