@@ -96,7 +96,7 @@ def recovery_times(markers, tasks, kills):
     times = []
     for i in range(tasks):
         runs = executions(markers, f"t{i:04d}")
-        for run, later in zip(runs, runs[1:]):
+        for run, later in zip(runs, runs[1:]):  # noqa: B905 (3.9 has no strict=)
             if run["pid"] in killed_at and not run["ended"]:
                 times.append(later["mono"] - killed_at[run["pid"]])
     return times
