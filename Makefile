@@ -4,8 +4,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STORE  ?= demo-store
 WORKERS ?= 3
+RUNS   ?= 20
+FS     ?= local
+TASKS  ?= 60
 
-.PHONY: demo test lint clean
+.PHONY: demo test test-cluster soak lint clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +22,14 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests --ignore=tests/cluster
+
+# Real parts: GlusterFS nodes, clock skew, partitions, Slurm, HTCondor (needs root).
+test-cluster: $(VENV)/.installed
+	$(PY) -m pytest -q -p no:cacheprovider tests/cluster
+
+# Randomized runs with SIGKILLs: make soak RUNS=50 FS=local,gluster (gluster needs root).
+soak: $(VENV)/.installed
+	$(PY) tests/soak.py --runs $(RUNS) --fs $(FS) --tasks $(TASKS)
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install -q ruff mypy

@@ -13,7 +13,11 @@ setup(
     python_requires=">=3.9",
     # python-gflags imports six but does not declare it.
     install_requires=["python-gflags>=3.1", "six>=1.10"],
-    extras_require={"test": ["pytest>=7", "libfaketime==3.0.1"]},
+    extras_require={"test": [
+        "pytest>=7",
+        "libfaketime==3.0.1",  # its vendored build: Debian's breaks time.sleep on 3.11+
+        "htcondor==24.12.24",  # validates condor_submit.txt without daemons (25.x cannot)
+    ]},
     license="Apache-2.0",
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -408,6 +408,7 @@ def test_concurrent_reader_never_sees_a_partial_file(procs, tmp_path):
     assert reader.wait(30) == 0, reader.tail()
     seen = json.loads(report.read_text())
     assert seen["torn"] == [], seen["torn"][:5]
+    assert seen["replaced"] == [], seen["replaced"][:5]
     assert seen["in"] == 12 and seen["out"] == 12 and seen["passes"] > 12
     assert result["done"] == 12 and all_ok(result)
 

@@ -2,7 +2,8 @@
 """Test reader: polls every round directory and checks every .in and .out it sees.
 
 Config (JSON, argv[1]): store; until (stop after this file appears, with one
-last pass); report (JSON path: counts of checked files and every torn read).
+last pass); report (JSON path: counts of checked files, every torn read, and
+every output that was replaced by another file after the reader saw it).
 A file is read whole each time its (inode, size, mtime) is new to the reader.
 """
 
@@ -36,6 +37,9 @@ def one_pass(store: Path, seen: dict, report: dict) -> None:
                     data = f.read()
             except FileNotFoundError:
                 continue
+            first = seen.get(path)
+            if kind == "out" and first is not None and first[0] != key[0]:
+                report["replaced"].append(str(path))
             seen[path] = key
             report[kind] += 1
             try:
@@ -48,7 +52,7 @@ def main(argv) -> int:
     config = json.loads(Path(argv[1]).read_text())
     store, until = Path(config["store"]), Path(config["until"])
     seen: dict = {}
-    report = {"in": 0, "out": 0, "passes": 0, "torn": []}
+    report = {"in": 0, "out": 0, "passes": 0, "torn": [], "replaced": []}
     while True:
         last = until.exists()
         one_pass(store, seen, report)

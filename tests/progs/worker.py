@@ -5,7 +5,7 @@ Config keys (only ``store`` is required):
   store, worker_id, options   passed to fsmw.Worker
   markers      directory: every process_file call creates ``<round>.<task>.exec.<n>``
                with O_EXCL (n = 1, 2, ... counted across all processes) holding JSON
-               facts, and ``<same>.end`` when it returns normally
+               facts, and ``<same>.end`` when it returns or raises on purpose
   ready        a file created just before the worker runs
   barrier      a file to wait for before running (a start line for races)
   time_report  write this process's time.time() there (to check a faked clock)
@@ -63,6 +63,8 @@ class TestWorker(fsmw.Worker):
         if secs:
             time.sleep(secs)
         if n <= (self.behaviour("fail", rnd, task) or 0):
+            if marker is not None:
+                Path(f"{marker}.end").write_text(json.dumps(dict(mono=time.monotonic(), raised=True)))
             raise RuntimeError(f"boom: task {task} execution {n} fails on purpose")
         fields = [task, rnd, int(value) ** 2, os.getpid(), self.worker_id]
         self.write(output_path, blob.make(fields, blob.payload(f"out/{rnd}/{task}",
