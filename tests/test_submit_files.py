@@ -66,7 +66,7 @@ def test_condor_arguments_are_flags_the_scripts_accept(htcondor, monkeypatch, sc
                                     "executable = /bin/true\nrequirements = (a == \nqueue\n"])
 def test_a_broken_submit_file_fails_in_the_bindings(htcondor, broken):
     assert submit_ads(htcondor, "executable = /bin/true\nqueue\n")  # the same, unbroken
-    with pytest.raises(Exception):
+    with pytest.raises(htcondor.HTCondorException):
         submit_ads(htcondor, broken)
 
 
