@@ -47,7 +47,7 @@ class OutputMissing(Exception):
 class Outcome(Enum):
     PUBLISHED = "published"
     DUPLICATE = "duplicate"
-    FAILED_ATTEMPT = "failed attempt"
+    FAILED_ATTEMPT = "failed"
 
 
 UserCall = Callable[[Path, Path], None]

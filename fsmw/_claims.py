@@ -72,6 +72,7 @@ class Claim:
         self.gen = gen
         self.ino = os.fstat(fd).st_ino
         self.fenced = False
+        self.kind = "claim"  # or "break" / "backup": how it was won (for the journal)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:

@@ -142,6 +142,7 @@ class Recovery:
             self._log.error("task %s lost %d attempts; marked failed", task, errors)
             won.release()
             return None
+        won.kind = "break"
         return won
 
     def _backup(self, task: str, gen: int, running: float, claim: ClaimFn) -> Optional[Found]:
@@ -150,6 +151,7 @@ class Recovery:
             return None
         self._log.info("task %s has run for at least %.1f s (expected %.1f s): starting a "
                        "backup copy", task, running, self.expected_secs() or 0.0)
+        won.kind = "backup"
         return won
 
 

@@ -36,6 +36,7 @@ from . import _names as names
 from ._attempt import Attempt, Outcome, WorkerInterrupted
 from ._claims import Claim, try_claim
 from ._errors import FsmwError, StoreError
+from ._journal import Journal
 from ._lease import LeaseJudge
 from ._options import Options
 from ._owner import format_record, owner_facts
@@ -96,6 +97,7 @@ class Worker:
         self._listed_at = float("-inf")
         self._scratch: Optional[Path] = None
         self.tasks_done = 0
+        self._journal = Journal(self._facts)
 
     # -- the subclass contract --------------------------------------------
     def process_file(self, input_path: Path, output_path: Path) -> None:
@@ -116,6 +118,8 @@ class Worker:
             except FsmwError as exc:
                 self.log.error("%s", exc)
                 return ExitCode.ERROR
+            finally:
+                self._journal.close()
 
     def _loop(self) -> ExitCode:
         idle_since = self._clock()
@@ -267,11 +271,16 @@ class Worker:
     def _work(self, number: int, claim: Claim) -> StepResult:
         attempt = Attempt(self.options, self._facts, self.log, self._call_user, self._scratch)
         self.log.debug("running task %s (attempt %d)", claim.task, claim.gen)
-        started = self._clock()
+        started, claimed = self._clock(), time.time()
+        round_dir = self.store.round_dir(number)
         try:
-            outcome = attempt.run(self.store.round_dir(number), claim)
+            outcome = attempt.run(round_dir, claim)
         except WorkerInterrupted:
+            self._journal.record(round_dir, claim.task, claim.gen, claim.kind, "interrupted",
+                                 claimed, time.time())
             return StepResult.INTERRUPTED
+        self._journal.record(round_dir, claim.task, claim.gen, claim.kind, outcome.value,
+                             claimed, time.time())
         if outcome is not Outcome.FAILED_ATTEMPT:
             self._recovery.durations.append(self._clock() - started)
             self.tasks_done += 1

@@ -1,5 +1,6 @@
 """One pass of the worker and of the master, on a real directory, with a fake clock."""
 
+import json
 import os
 
 import pytest
@@ -25,6 +26,11 @@ class Squarer(fsmw.Worker):
         if n in self.fail:
             raise ValueError(f"no square for {n}")
         output_path.write_text(str(n * n))
+
+
+def listing(store, number=1):
+    """The round's files, without the attempt journals."""
+    return sorted(n for n in os.listdir(store.round_dir(number)) if not n.startswith(".journal."))
 
 
 def make_round(root, tasks, number=1, sealed=True):
@@ -57,7 +63,11 @@ def test_step_claims_runs_and_publishes_one_task(tmp_path, clock):
     store = make_round(tmp_path, {"a": 3})
     assert worker(tmp_path, clock).step() is StepResult.WORKED
     assert store.task_file(1, "a", "out").read_text() == "9"
-    assert sorted(os.listdir(store.round_dir(1))) == ["SEALED", "a.in", "a.out"]
+    assert listing(store) == ["SEALED", "a.in", "a.out"]
+    (journal,) = [n for n in os.listdir(store.round_dir(1)) if n.startswith(".journal.")]
+    line = json.loads((store.round_dir(1) / journal).read_text())
+    assert (line["task"], line["attempt"], line["kind"], line["outcome"]) == ("a", 1, "claim", "published")
+    assert line["claimed"] <= line["ended"] and line["worker_id"] == 1
 
 
 def test_claimed_task_is_left_alone_while_its_lease_is_live(tmp_path, clock):
@@ -123,7 +133,7 @@ def test_a_generation_used_since_the_listing_is_skipped(tmp_path, clock):
     write_replace(store.task_file(1, "t", "err", 1), b"error: boom\n")  # attempt 1 came and went
     assert late.step() is StepResult.WORKED
     assert late.claims == ["t.claim.2"]
-    assert sorted(os.listdir(store.round_dir(1))) == ["SEALED", "t.err.1", "t.in", "t.out"]
+    assert listing(store) == ["SEALED", "t.err.1", "t.in", "t.out"]
 
 
 def test_free_fcntl_lock_means_dead_holder_when_existence_is_not_the_lock(tmp_path, clock):

@@ -1,0 +1,85 @@
+"""The attempt journal: what each worker did, for ``fsmw status`` and ``fsmw report``.
+
+Claims vanish when a task is done, so a worker also appends one JSON line per
+attempt to its own journal ``round-k/.journal.<host>.<pid>.<hex>``::
+
+    {"task": "n7", "attempt": 1, "kind": "claim", "outcome": "published",
+     "worker_id": 2, "host": "node3", "pid": 4242, "job_id": "slurm:77_2",
+     "claimed": 1764069122.31, "ended": 1764069125.02}
+
+``kind`` is ``claim`` (a pending task), ``break`` (taken over from a stale
+claim) or ``backup`` (a straggler's backup copy); ``outcome`` is
+``published``, ``duplicate``, ``failed`` or ``interrupted``.  Times are the
+worker's own wall clock (seconds since the epoch), so a report shows each
+worker's bars exactly, and across hosts only as exactly as their clocks agree.
+
+Property: one file per worker and round, created once and only appended to by
+its single writer, so journaling adds no metadata operation per task and a
+reader never sees another writer's half line (a torn last line of a crashed
+writer is skipped by :func:`read_journals`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+from ._owner import safe_host
+
+PREFIX = ".journal."
+
+
+def is_journal(name: str) -> bool:
+    return name.startswith(PREFIX)
+
+
+class Journal:
+    """Appends attempt lines for one worker; opens one file per round lazily."""
+
+    def __init__(self, facts: Dict[str, object]) -> None:
+        self._facts = {k: facts.get(k) for k in ("worker_id", "host", "pid", "job_id")}
+        self._fd = -1
+        self._dir: Optional[Path] = None
+
+    def record(self, round_dir: Path, task: str, attempt: int, kind: str, outcome: str,
+               claimed: float, ended: float) -> None:
+        line = dict(task=task, attempt=attempt, kind=kind, outcome=outcome, **self._facts,
+                    claimed=round(claimed, 3), ended=round(ended, 3))
+        data = (json.dumps(line, separators=(",", ":")) + "\n").encode("utf-8")
+        try:
+            os.write(self._file(round_dir), data)
+        except OSError:
+            self.close()  # the journal is informative only: never fail a task for it
+
+    def _file(self, round_dir: Path) -> int:
+        if self._dir != round_dir:
+            self.close()
+            name = f"{PREFIX}{safe_host()}.{os.getpid()}.{secrets.token_hex(4)}"
+            self._fd = os.open(round_dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
+                               | os.O_CLOEXEC, 0o666)
+            self._dir = round_dir
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd, self._dir = -1, None
+
+
+def read_journals(round_dir: Path, entries: Optional[List[str]] = None) -> Iterator[dict]:
+    """Every complete attempt line of every journal in ``round_dir``."""
+    for name in entries if entries is not None else os.listdir(round_dir):
+        if not is_journal(name):
+            continue
+        try:
+            text = (round_dir / name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue  # the last line of a writer that died mid-write
