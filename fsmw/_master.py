@@ -32,6 +32,7 @@ from . import _names as names
 from ._atomic import unlink_quietly, write_replace
 from ._errors import StoreError, TaskNameError
 from ._options import Options
+from ._progress import Progress
 from ._owner import format_record, owner_facts
 from ._recovery import last_error
 from ._records import write_failed
@@ -39,6 +40,10 @@ from ._claims import read_text
 from ._store import RoundView, Store
 
 _log = logging.getLogger("fsmw.master")
+
+
+class Stopped(StoreError):
+    """The stop file appeared while the master was waiting for a round."""
 FIRST_POLL_SECS = 0.02
 PROGRESS_LOG_SECS = 10.0
 
@@ -61,10 +66,13 @@ class Summary:
     duplicates: int = 0
     rounds: int = 0
     wall_secs: float = 0.0
+    stopped: bool = False  # the stop file appeared before the last round was done
 
     def __str__(self) -> str:
         lines = [f"{self.done} tasks done, {len(self.failed)} failed, {self.duplicates} "
                  f"duplicate results discarded, {self.rounds} round(s) in {self.wall_secs:.1f} s"]
+        if self.stopped:
+            lines[0] += "; STOPPED from outside before the end"
         lines += [f"  failed: round {f.round} task {f.task}: {f.error}" for f in self.failed]
         return "\n".join(lines)
 
@@ -93,6 +101,7 @@ class Master:
         self._summary = Summary()
         self._rounds_run: List[int] = []
         self._temps: Dict[str, float] = {}  # temp name -> when this master first saw it
+        self._bar = Progress(self.options.progress, self.options.progress_secs, clock)
         self._logged = (-1, -1)
         self._logged_at = float("-inf")
 
@@ -135,7 +144,14 @@ class Master:
         self._begin_round(max(earlier, default=0) + 1)
         self._close_abandoned(earlier)
         while True:
-            self._wait_for_round()
+            try:
+                self._wait_for_round()
+            except Stopped as exc:
+                self.log.warning("%s; returning without the round's remaining results", exc)
+                self._summary.stopped = True
+                self._tally()
+                self._close_round(self.round, "stopped from outside")
+                break
             outputs = {t: self.store.task_file(self.round, t, names.OUT)
                        for t in sorted(self._tasks & self._view.outputs)}
             again = self.process_output_files(outputs)
@@ -154,7 +170,11 @@ class Master:
         return self._summary
 
     def step(self) -> bool:
-        """One poll of the current round; True once every task is done or failed."""
+        """One poll of the current round; True once every task is done or failed.
+
+        Raises:
+            Stopped: someone wrote the stop file (``fsmw stop``) during the round.
+        """
         view = self.store.scan(self.round)
         self._view = view
         now = self._clock()
@@ -162,11 +182,15 @@ class Master:
         self._mark_poisoned(view)
         done = len(self._tasks & view.outputs)
         failed = len((self._tasks & view.failed) - view.outputs)
-        self._progress(done, failed)
-        return done + failed == len(self._tasks)
+        complete = done + failed == len(self._tasks)
+        self._progress(done, failed, complete)
+        if not complete and self.store.stop_file.exists():
+            raise Stopped(f"{self.store.stop_file} appeared: the run was stopped from outside")
+        return complete
 
     def _begin_round(self, number: int) -> None:
         self.round, self._tasks = number, set()
+        self._bar.start_round(number)
         self._rounds_run.append(number)
         try:
             self.store.round_dir(number).mkdir()
@@ -183,6 +207,10 @@ class Master:
         while not self.step():
             self._sleep(random.uniform(pause / 2, pause))
             pause = min(pause * 2, self.options.master_idle_sleep_secs)
+        self._tally()
+
+    def _tally(self) -> None:
+        """Add the current round's results, as of the last poll, to the summary."""
         view, number = self._view, self.round
         self._summary.rounds += 1
         self._summary.done += len(self._tasks & view.outputs)
@@ -221,13 +249,14 @@ class Master:
                 unlink_quietly(round_dir / name)
         self._temps = {}
 
-    def _progress(self, done: int, failed: int) -> None:
+    def _progress(self, done: int, failed: int, complete: bool) -> None:
+        self._bar.update(done, failed, len(self._tasks), final=complete)
         now = self._clock()
         if (done, failed) == self._logged or now - self._logged_at < PROGRESS_LOG_SECS \
-                and done + failed < len(self._tasks):
+                and not complete:
             return
         self._logged, self._logged_at = (done, failed), now
-        self.log.info("round %d: %d/%d done, %d failed", self.round, done, len(self._tasks), failed)
+        self.log.debug("round %d: %d/%d done, %d failed", self.round, done, len(self._tasks), failed)
 
     def _prefix(self, msg: str, kwargs):  # LoggerAdapter.process
         return f"master@{owner_facts('master', None)['host']}: {msg}", kwargs

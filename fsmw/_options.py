@@ -41,6 +41,13 @@ class Options:
         tmp_folder: where the private scratch directory is made for ``use_tmp``
             (default: ``$TMPDIR``, else ``/tmp``).
         fsync: flush every input and output to stable storage before publishing.
+        progress: the master's progress output on stderr: None (default) draws a
+            bar on a terminal and writes a line every ``progress_secs`` otherwise;
+            False writes nothing; True writes even when stderr is not a terminal.
+        progress_secs: seconds between progress lines when stderr is not a terminal.
+        walltime_secs: seconds this worker may run (its allocation); it does not
+            start a task it cannot expect to finish in the time left.  Under
+            Slurm the job's remaining time is used when this is None.
     """
 
     lease_secs: float = 120.0
@@ -54,11 +61,17 @@ class Options:
     use_tmp: bool = False
     tmp_folder: Optional[str] = None
     fsync: bool = True
+    progress: Optional[bool] = None
+    progress_secs: float = 60.0
+    walltime_secs: Optional[float] = None
 
     def __post_init__(self) -> None:
         for name in ("lease_secs", "master_idle_sleep_secs", "worker_idle_sleep_secs",
-                     "worker_max_idle_secs"):
+                     "worker_max_idle_secs", "progress_secs"):
             _require(name, getattr(self, name), lambda v: v > 0, "a positive number of seconds")
+        if self.walltime_secs is not None:
+            _require("walltime_secs", self.walltime_secs, lambda v: v > 0,
+                     "a positive number of seconds or None")
         if self.process_secs is not None:
             _require("process_secs", self.process_secs, lambda v: v > 0,
                      "a positive number of seconds or None")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
 from typing import Dict, Mapping, Optional
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -41,6 +42,33 @@ def job_id(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
     if ad_path:
         return _condor_id(ad_path)
     return None
+
+
+def slurm_time_left(environ: Optional[Mapping[str, str]] = None) -> Optional[float]:
+    """Seconds left in this Slurm job's time limit (asks squeue once), or None."""
+    env = os.environ if environ is None else environ
+    job = env.get("SLURM_JOB_ID")
+    if not job:
+        return None
+    try:
+        done = subprocess.run(["squeue", "-h", "-j", job, "-o", "%L"], capture_output=True,
+                              text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_slurm_duration(done.stdout.strip()) if done.returncode == 0 else None
+
+
+def parse_slurm_duration(text: str) -> Optional[float]:
+    """``[D-]HH:MM:SS``, ``MM:SS`` or ``SS`` in seconds; None for UNLIMITED and the like."""
+    days, _, clock = text.rpartition("-")
+    parts = clock.split(":")
+    if not all(p.isdigit() for p in parts) or not 1 <= len(parts) <= 3 or \
+            (days and not days.isdigit()):
+        return None
+    secs = 0
+    for part in parts:
+        secs = secs * 60 + int(part)
+    return secs + int(days or 0) * 86400.0
 
 
 def _condor_id(ad_path: str) -> Optional[str]:

@@ -55,6 +55,14 @@ class Recovery:
         self._log = log
         self.durations: List[float] = []
 
+    def typical_secs(self) -> Optional[float]:
+        """How long a task takes: ``process_secs``, or the median seen, or None."""
+        if self._options.process_secs is not None:
+            return self._options.process_secs
+        if self.durations:
+            return statistics.median(self.durations[-101:])
+        return None
+
     def expected_secs(self) -> Optional[float]:
         if self._options.process_secs is not None:
             return self._options.process_secs

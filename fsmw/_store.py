@@ -157,9 +157,13 @@ class Store:
     def root_names(self) -> List[str]:
         return self._listdir(self.root)
 
+    def listing(self, number: int) -> List[str]:
+        """The names in round ``number``'s directory (one listing)."""
+        return self._listdir(self.round_dir(number))
+
     def scan(self, number: int) -> RoundView:
         """One listing of round ``number``, parsed."""
-        return scan_names(self._listdir(self.round_dir(number)))
+        return scan_names(self.listing(number))
 
     @staticmethod
     def _listdir(path: Path) -> List[str]:

@@ -10,10 +10,15 @@ redone within about a lease.  It follows ``CLOSED`` markers to the next round
 and exits on ``STOP``, or after ``worker_max_idle_secs`` without work; idle
 polls back off with full jitter up to ``worker_idle_sleep_secs``.
 
-SIGTERM and SIGINT only set a flag, or, while ``process_file`` runs, raise
+SIGTERM, SIGINT and SIGUSR1 (a scheduler's warning before the time limit)
+only set a flag, or, while ``process_file`` runs, raise
 :class:`WorkerInterrupted` inside it: the worker then releases its claim (the
 task is immediately free for others), discards the partial output and exits
-with :attr:`ExitCode.INTERRUPTED`.
+with :attr:`ExitCode.INTERRUPTED`.  A worker that knows its allocation
+(``walltime_secs``, or the Slurm job's time left) does not start a task it
+cannot expect to finish: it exits with :attr:`ExitCode.OUT_OF_TIME` once the
+time left is shorter than a typical task (``process_secs``, or the median
+of the task times it has seen).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from ._errors import FsmwError, StoreError
 from ._journal import Journal
 from ._lease import LeaseJudge
 from ._options import Options
-from ._owner import format_record, owner_facts
+from ._owner import format_record, owner_facts, slurm_time_left
 from ._recovery import Recovery
 from ._store import RoundView, Store
 
@@ -54,7 +59,8 @@ class ExitCode(enum.IntEnum):
     STOPPED = 0  # the master wrote the stop file
     ERROR = 1  # the store is unusable, or fsmw itself failed
     IDLE_TIMEOUT = 3  # no work for worker_max_idle_secs
-    INTERRUPTED = 4  # SIGTERM or SIGINT
+    INTERRUPTED = 4  # SIGTERM, SIGINT or SIGUSR1
+    OUT_OF_TIME = 5  # the allocation's time left is shorter than a task
 
 
 class StepResult(enum.Enum):
@@ -62,6 +68,7 @@ class StepResult(enum.Enum):
     IDLE = "idle"
     STOP = "stop"
     INTERRUPTED = "interrupted"
+    OUT_OF_TIME = "out of time"
 
 
 class Worker:
@@ -98,6 +105,10 @@ class Worker:
         self._scratch: Optional[Path] = None
         self.tasks_done = 0
         self._journal = Journal(self._facts)
+        walltime = self.options.walltime_secs
+        if walltime is None:
+            walltime = slurm_time_left()
+        self._deadline = None if walltime is None else clock() + walltime
 
     # -- the subclass contract --------------------------------------------
     def process_file(self, input_path: Path, output_path: Path) -> None:
@@ -137,6 +148,10 @@ class Worker:
             if result is StepResult.INTERRUPTED:
                 self.log.info("interrupted after %d tasks; exiting", self.tasks_done)
                 return ExitCode.INTERRUPTED
+            if result is StepResult.OUT_OF_TIME:
+                self.log.info("%.0f s of allocation left, less than a task takes; exiting after "
+                              "%d tasks", self._time_left() or 0.0, self.tasks_done)
+                return ExitCode.OUT_OF_TIME
             if result is StepResult.WORKED:
                 idle_since, pause = self._clock(), FIRST_IDLE_SLEEP_SECS
                 continue
@@ -151,6 +166,17 @@ class Worker:
                 return ExitCode.IDLE_TIMEOUT
             self._sleep(random.uniform(0, pause))
             pause = min(pause * 2, self.options.worker_idle_sleep_secs)
+
+    def _time_left(self) -> Optional[float]:
+        if self._deadline is None:
+            return None
+        return self._deadline - self._clock()
+
+    def _out_of_time(self) -> bool:
+        """True when the time left cannot be expected to fit one more task."""
+        left = self._time_left()
+        typical = self._recovery.typical_secs()
+        return left is not None and (left <= 0 or (typical is not None and left < typical))
 
     def _check_store(self) -> None:
         root = self.store.root
@@ -170,6 +196,8 @@ class Worker:
         """One pass: claim and run at most one task."""
         if self._stop.is_set():
             return StepResult.INTERRUPTED
+        if self._out_of_time():
+            return StepResult.OUT_OF_TIME
         if self._round is None:
             found = self._find_round()
             if found is not StepResult.WORKED:
@@ -313,7 +341,9 @@ class Worker:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        # SIGUSR1 is what schedulers send ahead of the time limit (sbatch --signal).
+        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+        old = {s: signal.signal(s, self._on_signal) for s in handled}
         try:
             yield
         finally:

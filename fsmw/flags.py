@@ -53,14 +53,21 @@ gflags.DEFINE_string("tmp_folder", _D.tmp_folder, "Directory in which each worke
                      "private scratch directory when --use_tmp is set. Default: $TMPDIR or /tmp.")
 gflags.DEFINE_bool("fsync", _D.fsync, "Whether inputs and outputs are fsynced before they are "
                    "published.")
+gflags.DEFINE_bool("progress", _D.progress, "Whether the master shows progress on stderr: "
+                   "unset draws a bar on a terminal and a line every --progress_secs otherwise.")
+gflags.DEFINE_float("progress_secs", _D.progress_secs, "Seconds between the master's progress "
+                    "lines when stderr is not a terminal (a batch log).")
+gflags.DEFINE_float("walltime_secs", _D.walltime_secs, "Seconds this worker may run (its "
+                    "allocation); it starts no task it cannot expect to finish. Default: the "
+                    "Slurm job's time left, else unlimited.")
 gflags.DEFINE_enum("log_level", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"],
                    "Logging level of the script.")
 
 _COMMON = ("lease_secs", "max_attempts", "fsync")
-_MASTER = _COMMON + ("master_idle_sleep_secs",)
+_MASTER = _COMMON + ("master_idle_sleep_secs", "progress", "progress_secs")
 _WORKER = _COMMON + ("process_secs", "lockfile_timeout_threshold", "worker_idle_sleep_secs",
                      "worker_max_idle_secs", "take_lockfile_existence_as_lock", "use_tmp",
-                     "tmp_folder")
+                     "tmp_folder", "walltime_secs")
 
 
 def parse(argv: List[str]) -> List[str]:

@@ -68,7 +68,7 @@ def main(argv) -> int:
     summary = master.run()
     result = dict(done=summary.done, duplicates=summary.duplicates, rounds=summary.rounds,
                   failed=[[f.round, f.task, f.error] for f in summary.failed],
-                  wall_secs=summary.wall_secs, report=master.report)
+                  wall_secs=summary.wall_secs, stopped=summary.stopped, report=master.report)
     Path(config["result"]).write_text(json.dumps(result, indent=1))
     return 0
 
