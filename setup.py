@@ -11,6 +11,7 @@ setup(
     packages=["fsmw"],
     package_data={"fsmw": ["py.typed"]},
     python_requires=">=3.9",
+    entry_points={"console_scripts": ["fsmw = fsmw.cli:main"]},
     # python-gflags imports six but does not declare it.
     install_requires=["python-gflags>=3.1", "six>=1.10"],
     extras_require={"test": [

@@ -80,6 +80,8 @@ def read_journals(round_dir: Path, entries: Optional[List[str]] = None) -> Itera
             continue
         for line in text.splitlines():
             try:
-                yield json.loads(line)
-            except ValueError:
-                continue  # the last line of a writer that died mid-write
+                entry = json.loads(line)
+            except (ValueError, RecursionError):
+                continue  # the last line of a writer that died mid-write, or garbage
+            if isinstance(entry, dict):
+                yield entry

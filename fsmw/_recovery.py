@@ -139,7 +139,7 @@ class Recovery:
         who = ", ".join(f"{k}={owner.get(k, '?')}" for k in ("host", "pid", "worker_id", "job_id"))
         error = f"lease expired: claim {stale.name} not refreshed for {idle:.1f} s ({who})"
         facts = dict(task=task, attempt=gen, **{k: owner.get(k, "?") for k in
-                                                 ("host", "pid", "worker_id", "job_id")},
+                                                 ("host", "pid", "worker_id", "job_id", "started")},
                      broken_by=f"{self._facts['host']}/{self._facts['pid']}", error=error)
         record = write_error(round_dir, task, gen, facts)
         unlink_quietly(stale)

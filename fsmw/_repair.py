@@ -6,11 +6,13 @@
   error records are renamed ``<task>.err.<g>.requeued`` (kept for reading,
   no longer counted) *before* the failure mark goes, so no worker can see the
   old count and mark the task failed again.
-* ``requeue --stale`` breaks claims whose heartbeat is older than ``--lease``
-  in the file system's clock exactly as a worker would (win generation g+1,
-  record the lost attempt, remove claim g) and then releases the task.  A live
-  holder touches its claim every ``lease_secs / 5``, so a live claim is never
-  old enough.
+* ``requeue --stale`` watches the running claims for ``--lease`` seconds on
+  this host's monotonic clock, like a worker's lease judge, and breaks those
+  whose heartbeat (ino, mtime, ctime) never moved, exactly as a worker would
+  (win generation g+1, record the lost attempt, remove claim g), then
+  releases the task.  No clock is compared with an mtime: a live holder
+  touches its claim every ``lease_secs / 5``, so a live claim always moves,
+  whatever the clocks of the hosts say.
 * ``clean`` removes temp files older than ``--age`` (file-system clock) and,
   in closed rounds, claims of tasks that have a result (debris of holders
   that died after publishing).
@@ -20,8 +22,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
-from typing import List
+from typing import List, Optional, Tuple
 
 from . import _names as names
 from ._atomic import unlink_quietly, write_replace
@@ -52,12 +55,10 @@ def requeue_command(args: argparse.Namespace) -> int:
     if not rounds:
         print(f"no open round in {store.root}: nothing a running master still waits for")
         return 0
-    count = 0
-    for number in rounds:
-        if args.failed:
-            count += _requeue_failed(store, number, args.dry_run)
-        else:
-            count += _requeue_stale(store, number, args.lease, args.dry_run)
+    if args.failed:
+        count = sum(_requeue_failed(store, number, args.dry_run) for number in rounds)
+    else:
+        count = _requeue_stale(store, rounds, args.lease, args.dry_run)
     verb = "would requeue" if args.dry_run else "requeued"
     print(f"{verb} {count} task(s)")
     return 0
@@ -81,20 +82,36 @@ def _requeue_failed(store: Store, number: int, dry_run: bool) -> int:
     return len(tasks)
 
 
-def _requeue_stale(store: Store, number: int, lease: float, dry_run: bool) -> int:
+def _requeue_stale(store: Store, rounds: List[int], lease: float, dry_run: bool) -> int:
     now, _ = fs_now(store)
-    state = round_state(store, number, now)
-    round_dir = store.round_dir(number)
+    watched = {}
+    for number in rounds:
+        for run in round_state(store, number, now).running:
+            path = store.task_file(number, run.task, names.CLAIM, run.attempt)
+            key = _heartbeat(path)
+            if key is not None:
+                watched[path] = (number, run, key)
+    if not watched:
+        return 0
+    print(f"watching {len(watched)} running claim(s) for {lease:.0f} s ...", flush=True)
+    time.sleep(lease)
     count = 0
-    for run in state.running:
-        if run.heartbeat_age is None or run.heartbeat_age <= lease:
-            continue
-        print(f"round {number} {run.task}: claim {run.attempt} silent for {run.heartbeat_age:.0f} s "
+    for path, (number, run, key) in sorted(watched.items()):
+        if _heartbeat(path) != key:
+            continue  # it moved (alive) or is gone (finished, released, broken)
+        print(f"round {number} {run.task}: claim {run.attempt} silent for {lease:.0f} s "
               f"(worker {run.worker_id}@{run.host}) -> pending")
-        if not dry_run and _break(round_dir, run.task, run.attempt, run.heartbeat_age):
+        if dry_run or _break(store.round_dir(number), run.task, run.attempt, lease):
             count += 1
-        count += dry_run
     return count
+
+
+def _heartbeat(path: Path) -> Optional[Tuple[int, int, int]]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _break(round_dir: Path, task: str, gen: int, age: float) -> bool:
