@@ -41,9 +41,9 @@ class Options:
         tmp_folder: where the private scratch directory is made for ``use_tmp``
             (default: ``$TMPDIR``, else ``/tmp``).
         fsync: flush every input and output to stable storage before publishing.
-        progress: the master's progress output on stderr: None (default) draws a
-            bar on a terminal and writes a line every ``progress_secs`` otherwise;
-            False writes nothing; True writes even when stderr is not a terminal.
+        progress: the master's progress output on stderr: None or True (default
+            None) draws a bar on a terminal and writes a line every
+            ``progress_secs`` otherwise; False writes nothing.
         progress_secs: seconds between progress lines when stderr is not a terminal.
         walltime_secs: seconds this worker may run (its allocation); it does not
             start a task it cannot expect to finish in the time left.  Under

@@ -3,8 +3,8 @@
 On a terminal (stderr is a TTY) the bar is redrawn in place at most every
 0.2 s: ``round 2 [#######.....] 700/1000  3 failed  41.2/s  ETA 7s``.  When
 stderr is a file (a Condor or Slurm log) one such line is written at most
-every ``progress_secs``, and once at the end of the round.  With
-``progress=False`` nothing is written.  It writes to the stream directly, not
+every ``progress_secs``, and once at the end of the round.  Both happen by
+default (``progress=None``); with ``progress=False`` nothing is written.  It writes to the stream directly, not
 through logging, so it works whatever the application's logging setup.
 """
 
@@ -35,7 +35,7 @@ class Progress:
                  stream: Optional[TextIO] = None) -> None:
         self._stream = stream or sys.stderr
         tty = bool(getattr(self._stream, "isatty", lambda: False)())
-        self._enabled = tty if enabled is None else enabled
+        self._enabled = enabled is not False
         self._tty = tty
         self._every = TTY_REDRAW_SECS if tty else every_secs
         self._clock = clock

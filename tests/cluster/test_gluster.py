@@ -221,3 +221,31 @@ def test_worker_processes_with_skewed_clocks(procs, nodes, store_name, tmp_path,
     record(f"worker processes {offset} s (FAKE_UTIME={int(fake_utime)})",
            secs=time.monotonic() - started, recovery_secs=recovery, tasks=2, recoveries=1,
            duplicates=result["duplicates"])
+
+
+def test_straggler_backups_and_the_master_wait_end_on_skewed_nodes(procs, nodes, store_name, tmp_path,
+                                                                   record):
+    s = stores(nodes, store_name)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    # Backups allowed at once for tasks running over 1 s; first runs take 3 leases, backups 0.1 s.
+    options = dict(OPTIONS, lockfile_timeout_threshold=1.0, process_secs=1.0)
+    slow_first = dict(markers=str(markers), sleep={"*": [3 * LEASE, 0.1]})
+    started = time.monotonic()
+    master = procs.on(nodes["behind"]).master(s["behind"], options, tasks=2)
+    stragglers = [procs.on(nodes[n]).worker(s[n], i, options, **slow_first)
+                  for i, n in ((1, "ahead"), (2, "behind"))]
+    wait_for(lambda: executions(markers, "t0000") and executions(markers, "t0001"), 60,
+             "both skewed workers to start a task")
+    helper = procs.on(nodes["n1"]).worker(s["n1"], 3, options, **slow_first)
+    result = master.result(timeout=3 * LEASE + 30)
+    secs = time.monotonic() - started
+    assert result["done"] == 2 and all(o["ok"] for o in result["report"]["1"]["outputs"].values())
+    assert {o["pid"] for o in result["report"]["1"]["outputs"].values()} == {helper.pid}
+    assert secs < 3 * LEASE, "the round waited for the stragglers instead of their backups"
+    for w in stragglers:
+        assert w.wait(60) == 0, w.tail()
+    dups = wait_for(lambda: len(names(round_dir(s["n1"]), "*.dup.*")) == 2, 30,
+                    "the stragglers' late results to be discarded")
+    record("straggler backups with skewed master and workers", secs=secs, tasks=2,
+           backups=2, duplicates=2 if dups else 0)
