@@ -4,8 +4,9 @@ On a terminal (stderr is a TTY) the bar is redrawn in place at most every
 0.2 s: ``round 2 [#######.....] 700/1000  3 failed  41.2/s  ETA 7s``.  When
 stderr is a file (a Condor or Slurm log) one such line is written at most
 every ``progress_secs``, and once at the end of the round.  Both happen by
-default (``progress=None``); with ``progress=False`` nothing is written.  It writes to the stream directly, not
-through logging, so it works whatever the application's logging setup.
+default (``progress=None``); with ``progress=False`` nothing is written.  It
+writes to the stream directly, not through logging, so it works whatever the
+application's logging setup.
 """
 
 from __future__ import annotations
