@@ -31,7 +31,8 @@ Everything else is reported, not judged:
   * the cost of listing the store's largest directory.
 Probe files live in a per-run directory under ``STORE/.fsmw-doctor/`` that is
 removed afterwards; only ``<host>.json`` stays, so runs on other nodes can
-compare hosts, and the recommended options use every host's figures.
+compare hosts, and the recommended options use every host's figures
+(``_doctor_report`` reads those files and renders the report).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ import errno
 import fcntl
 import functools
 import json
-import math
 import multiprocessing
 import os
 import re
@@ -52,24 +52,19 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._atomic import write_replace
+from ._doctor_report import TITLES, compare, format_text, read_results, recommend
 from ._errors import StoreError
-from ._options import Options
 from ._owner import host_name, safe_host
 
 DOCTOR_DIR = ".fsmw-doctor"
-ESSENTIAL = {"excl": "O_EXCL create", "excl_race": "O_EXCL race", "link": "link no-clobber",
-             "link_race": "link race", "rename": "rename replace"}
-TITLES = dict(ESSENTIAL, fcntl="fcntl (this host)", fcntl_hosts="fcntl (across hosts)",
-              mtime="mtime resolution", clock="clock - file system", new_file="new name listed",
-              utime="new mtime seen", listing="largest listing")
+ESSENTIAL = {key: TITLES[key] for key in ("excl", "excl_race", "link", "link_race", "rename")}
 UNSUPPORTED = frozenset((errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP))
 BUSY = frozenset((errno.EACCES, errno.EAGAIN))
 RACERS, RACE_NAMES, TRIALS, WAIT_SECS = 8, 50, 20, 5.0
 HOLD_MARGIN_SECS = 1.0  # another host's hold counts only this far inside its window (1 s mtimes)
-CLOCK_SPREAD_SECS = 2.0  # host clocks further apart than this (beyond uncertainty) are flagged
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 _mp = multiprocessing.get_context("fork")
 Result = Dict[str, Any]
@@ -423,20 +418,6 @@ def mount_of(path: Path) -> Result:
     return found
 
 
-def read_results(doctor_dir: Path, exclude_host: str) -> List[Result]:
-    """Other hosts' result files (unreadable or half-written ones are skipped)."""
-    found = []
-    for path in sorted(doctor_dir.glob("*.json")):
-        try:
-            result = json.loads(path.read_text()) if not path.name.startswith(".") else None
-        except (OSError, ValueError):
-            continue
-        if isinstance(result, dict) and isinstance(result.get("host"), str) \
-                and result["host"] != exclude_host:
-            found.append(result)
-    return found
-
-
 def check_holds(doctor_dir: Path, work: Path, me: Result, checked: Dict[str, str], margin: float) -> None:
     """Try to lock each other host's lock file while its doctor says it holds it."""
     for other in read_results(doctor_dir, me["host"]):
@@ -485,16 +466,7 @@ def run_doctor(store: Path, hold: float = 5.0) -> Result:
     Raises:
         StoreError: ``store`` is not a directory or the probe directory cannot be made.
     """
-    if not store.is_dir():
-        what = "not a directory" if store.exists() else "no such directory"
-        raise StoreError(f"{store}: {what} (fsmw doctor probes an existing store)")
-    doctor_dir = store / DOCTOR_DIR
-    work = doctor_dir / f"run.{safe_host()}.{os.getpid()}.{secrets.token_hex(4)}"
-    try:
-        doctor_dir.mkdir(exist_ok=True)
-        work.mkdir()
-    except OSError as exc:
-        raise StoreError(f"{doctor_dir}: cannot create the probe directory ({exc.strerror})") from None
+    doctor_dir, work = _make_dirs(store)
     me: Result = dict(fsmw_doctor=1, host=host_name(), pid=os.getpid(), store=str(store.resolve()),
                       mount=mount_of(store), hold=None)
     lock, result_file = doctor_dir / f"lock.{safe_host()}", doctor_dir / f"{safe_host()}.json"
@@ -525,6 +497,25 @@ def run_doctor(store: Path, hold: float = 5.0) -> Result:
     return dict(me, hosts=compare(me, others), recommendations=recommend(me, others))
 
 
+def _make_dirs(store: Path) -> Tuple[Path, Path]:
+    """Make ``STORE/.fsmw-doctor`` (if missing) and this run's probe directory in it.
+
+    Raises:
+        StoreError: ``store`` is not a directory or the probe directory cannot be made.
+    """
+    if not store.is_dir():
+        what = "not a directory" if store.exists() else "no such directory"
+        raise StoreError(f"{store}: {what} (fsmw doctor probes an existing store)")
+    doctor_dir = store / DOCTOR_DIR
+    work = doctor_dir / f"run.{safe_host()}.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        doctor_dir.mkdir(exist_ok=True)
+        work.mkdir()
+    except OSError as exc:
+        raise StoreError(f"{doctor_dir}: cannot create the probe directory ({exc.strerror})") from None
+    return doctor_dir, work
+
+
 def _probe_all(store: Path, work: Path, between: Callable[[], None]) -> Result:
     """Run every probe; ``between`` them, check other hosts' locks (their hold may be short)."""
     probes: Result = {}
@@ -546,82 +537,6 @@ def _probe_all(store: Path, work: Path, between: Callable[[], None]) -> Result:
     run("new_file utime", probe_visibility, work)
     run("listing", probe_listing, store)
     return probes
-
-
-def _get(result: Result, probe: str, field: str) -> Any:
-    return (result.get("probes") or {}).get(probe, {}).get(field)
-
-
-def compare(me: Result, others: List[Result]) -> List[Result]:
-    """One row per host; clocks further than CLOCK_SPREAD_SECS from the others' are flagged."""
-    now = me.get("measured_at") or 0.0
-    rows = [dict(host=r["host"], clock_offset_s=_get(r, "clock", "offset_s"),
-                 uncertainty_s=_get(r, "clock", "uncertainty_s") or 0.0,
-                 fcntl=_get(r, "fcntl", "result") or "?", across=_get(r, "fcntl_hosts", "result") or "?",
-                 new_file_ms=_get(r, "new_file", "max_ms"), utime_ms=_get(r, "utime", "max_ms"),
-                 age_s=now - r["measured_at"] if r.get("measured_at") else None) for r in [me] + others]
-    # The file system's own clock (offset 0) votes too: of two hosts, the one off is flagged.
-    middle = statistics.median([0.0] + [r["clock_offset_s"] for r in rows if r["clock_offset_s"] is not None])
-    for row in rows:
-        off = row["clock_offset_s"]
-        row["clock_flag"] = off is not None and abs(off - middle) > CLOCK_SPREAD_SECS + row["uncertainty_s"]
-    return rows
-
-
-def recommend(me: Result, others: List[Result]) -> Result:
-    """Options derived from every host's figures (fsmw's defaults unless they demand more)."""
-    default = Options()
-    everyone = [r for r in [me] + others if r.get("probes")]  # not those still running
-    worst_ms = max([_get(r, k, "max_ms") or 0.0 for r in everyone for k in ("new_file", "utime")])
-    lease = max(default.lease_secs, float(math.ceil(10 * worst_ms / 1000)))
-    listing_ms = _get(me, "listing", "ms") or 0.0
-    idle = max(default.worker_idle_sleep_secs, float(math.ceil(100 * listing_ms / 1000)),
-               float(math.ceil(worst_ms / 1000)))
-    across = [_get(r, "fcntl_hosts", "result") for r in everyone]
-    verified = "working" in across and "local-only" not in across and \
-        all(_get(r, "fcntl", "result") == "working" for r in everyone)
-    return dict(
-        lease_secs=lease, worker_idle_sleep_secs=idle, take_lockfile_existence_as_lock=not verified,
-        why=dict(
-            lease_secs=f"10x the worst delay any host saw ({worst_ms:.1f} ms; NFS attribute caches between "
-            f"hosts can add up to 60 s), never below the default; heartbeats every lease/5",
-            worker_idle_sleep_secs=f"an idle poll lists a directory ({listing_ms:.1f} ms here): "
-            "keep polls under 1% of the time, and no faster than changes become visible",
-            take_lockfile_existence_as_lock="False is safe: fcntl locks verified across hosts" if verified
-            else "keep True: fcntl locks are not verified to exclude across hosts here"))
-
-
-def format_text(report: Result) -> str:
-    mount = report["mount"]
-    lines = [f"fsmw doctor on {report['host']}: {report['store']} "
-             f"({mount['fstype']} mounted on {mount['point']})"]
-    if report["hold"]:
-        lines.append(f"held {report['hold']['lock']} for {report['hold']['seconds']:g} s, so that a doctor "
-                     "started meanwhile on another node could check it (--hold)")
-    lines.append("")
-    lines += [f"  {title:<22} {report['probes'][key]['summary']}" for key, title in TITLES.items()]
-    lines += ["", "hosts (clock = host clock minus file-system clock; delays: max ms)",
-              f"  {'host':<16} {'clock':>18} {'fcntl':<14} {'across hosts':<13} {'new name':>9} "
-              f"{'new mtime':>9} {'measured':>9}"]
-    for r in report["hosts"]:
-        clock = "?" if r["clock_offset_s"] is None else \
-            f"{r['clock_offset_s']:+.3f}+-{r['uncertainty_s']:.3f}{' !' if r['clock_flag'] else '  '}"
-        age = "running" if r["age_s"] is None else f"{r['age_s']:.0f} s ago"
-        lines.append(f"  {r['host']:<16} {clock:>18} {r['fcntl']:<14} {r['across']:<13} "
-                     f"{_ms(r['new_file_ms']):>9} {_ms(r['utime_ms']):>9} {age:>9}")
-    if any(r["clock_flag"] for r in report["hosts"]):
-        lines.append(f"  ! clocks differ by more than {CLOCK_SPREAD_SECS:.0f} s: fsmw does not care "
-                     "(leases use the judge's monotonic clock), but make, rsync -u and log merging do")
-    rec = report["recommendations"]
-    lines += ["", "recommended options"]
-    for name, why in rec["why"].items():
-        lines += [f"  {name}={rec[name]:g}" if name != "take_lockfile_existence_as_lock"
-                  else f"  {name}={rec[name]}", f"      {why}"]
-    return "\n".join(lines)
-
-
-def _ms(value: Optional[float]) -> str:
-    return "?" if value is None else f"{value:.1f}"
 
 
 def doctor_command(args: argparse.Namespace) -> int:
