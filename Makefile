@@ -8,7 +8,7 @@ RUNS   ?= 20
 FS     ?= local
 TASKS  ?= 60
 
-.PHONY: demo test test-cluster soak lint clean
+.PHONY: demo test test-cluster soak bench lint clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,24 @@ test-cluster: $(VENV)/.installed
 soak: $(VENV)/.installed
 	$(PY) tests/soak.py --runs $(RUNS) --fs $(FS) --tasks $(TASKS)
 
+BENCH_VENV ?= bench/.venv
+BENCH_ARGS ?=
+
+$(BENCH_VENV)/.installed: setup.py bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -e . -r bench/requirements.txt
+	touch $@
+
+# fsmw vs dirq, jug and a bare lock-file script (first cut, see bench/README.md);
+# needs strace (or BENCH_ARGS='--strace-n 0').
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
 lint: $(VENV)/.installed
 	$(PY) -m pip install -q ruff mypy
 	$(PY) -m ruff check --select E,F,W,B --line-length 110 fsmw examples tests
 	$(PY) -m mypy --ignore-missing-imports fsmw
 
 clean:
-	rm -rf $(VENV) $(STORE) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(STORE) build *.egg-info .pytest_cache

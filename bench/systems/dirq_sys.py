@@ -1,0 +1,74 @@
+"""dirq QueueSimple: the master adds N items to DIR/q; two consumers
+lock/get/remove each item and add "<i> <i*i>" to a second QueueSimple DIR/r;
+the master consumes DIR/r (lock/get/remove) until it has N results, then
+SIGTERMs the consumers.  Idle consumers and the idle master sleep 0.01 s
+between passes.  dirq does not fsync.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+from dirq.QueueSimple import QueueSimple  # noqa: E402
+
+IDLE = 0.01
+
+
+def worker(d: str, wid: int) -> None:
+    q = QueueSimple(os.path.join(d, "q"))
+    r = QueueSimple(os.path.join(d, "r"))
+    first = common.FirstClaim(d, wid)
+    common.worker_handshake()
+    while True:
+        progressed = False
+        for name in q:
+            if not q.lock(name):
+                continue
+            first()
+            n = int(q.get(name))
+            r.add(f"{n} {n * n}".encode())
+            q.remove(name)
+            progressed = True
+        if not progressed:
+            time.sleep(IDLE)
+
+
+def master(d: str, n: int, mode: str) -> None:
+    q = QueueSimple(os.path.join(d, "q"))
+    r = QueueSimple(os.path.join(d, "r"))
+    procs = [common.spawn(common.worker_argv("dirq_sys.py", d, w, 0)) for w in (1, 2)]
+    common.wait_ready(procs)
+
+    def enqueue() -> None:
+        for i in range(n):
+            q.add(str(i).encode())
+
+    t0 = common.start_clock(mode, procs, enqueue)
+    pairs = []
+    while len(pairs) < n:
+        got = 0
+        for name in r:
+            if not r.lock(name):
+                continue
+            i, v = r.get(name).split()
+            r.remove(name)
+            pairs.append((int(i), int(v)))
+            got += 1
+        if not got:
+            time.sleep(IDLE)
+    t_end = time.time()
+    common.report(t0, t_end, n, common.check_squares(pairs, n), d)
+
+
+if __name__ == "__main__":
+    a = common.parse()
+    if a.role == "worker":
+        worker(a.dir, a.arg)
+    else:
+        common.install_cleanup()
+        master(a.dir, a.arg, a.mode)

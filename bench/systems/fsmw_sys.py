@@ -1,0 +1,80 @@
+"""fsmw through its public API (fsmw.Master / fsmw.Worker), one round of N tasks.
+
+Fast options: worker_idle_sleep_secs=0.01, master_idle_sleep_secs=0.01,
+progress=False; fsync on or off (--fsync).  Workers exit on STOP.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+import fsmw  # noqa: E402
+
+IDLE = 0.01
+
+
+class SquareWorker(fsmw.Worker):
+    def __init__(self, store, wid, first, **kw):
+        super().__init__(store, worker_id=wid, **kw)
+        self.first = first
+
+    def process_file(self, input_path, output_path):
+        self.first()
+        n = int(input_path.read_bytes())
+        output_path.write_bytes(str(n * n).encode())
+
+
+class SquareMaster(fsmw.Master):
+    def __init__(self, store, n, mode, procs, **kw):
+        super().__init__(store, **kw)
+        self.n, self.mode, self.procs = n, mode, procs
+        self.t0 = self.t_end = 0.0
+        self.error = "no result"
+
+    def create_input_files(self):
+        if self.mode == "throughput":
+            self.t0 = time.time()
+        for i in range(self.n):
+            self.create_input_file(f"t{i}", str(i))
+        if self.mode == "firstclaim":
+            self.t0 = time.time()
+            common.go(self.procs)
+
+    def process_output_files(self, outputs):
+        pairs = [(int(k[1:]), int(p.read_bytes())) for k, p in outputs.items()]
+        self.t_end = time.time()
+        self.error = common.check_squares(pairs, self.n)
+        return False
+
+
+def main() -> None:
+    a = common.parse()
+    store = os.path.join(a.dir, "store")
+    if a.role == "worker":
+        w = SquareWorker(store, a.arg, common.FirstClaim(a.dir, a.arg), fsync=bool(a.fsync),
+                         worker_idle_sleep_secs=IDLE)
+        common.worker_handshake()
+        sys.exit(w.run())
+    common.install_cleanup()
+    procs = [common.spawn(common.worker_argv("fsmw_sys.py", a.dir, w, a.fsync)) for w in (1, 2)]
+    common.wait_ready(procs)
+    if a.mode == "throughput":
+        common.go(procs)
+    m = SquareMaster(store, a.arg, a.mode, procs, fsync=bool(a.fsync),
+                     master_idle_sleep_secs=IDLE, progress=False)
+    summary = m.run()
+    err = m.error
+    if err is None and (summary.done != a.arg or summary.failed):
+        err = f"summary: {summary}"
+    for p in procs:
+        p.wait(timeout=30)
+    common.report(m.t0, m.t_end, a.arg, err, a.dir, duplicates=summary.duplicates)
+
+
+if __name__ == "__main__":
+    main()
