@@ -44,10 +44,10 @@ class Running:
     task: str
     attempt: int
     heartbeat_age: Optional[float]
-    host: str = "?"
-    worker_id: str = "?"
-    pid: str = "?"
-    job_id: str = "?"
+    host: Optional[str] = None
+    worker_id: Optional[str] = None
+    pid: Optional[str] = None
+    job_id: Optional[str] = None
 
 
 @dataclass
@@ -102,8 +102,10 @@ def _running(round_dir: Path, task: str, gen: int, now: float) -> Running:
     except OSError:
         age = None
     owner = parse_record(read_text(path) or b"")
-    return Running(task, gen, age, **{k: owner.get(k, "?") for k in ("host", "worker_id", "pid",
-                                                                        "job_id")})
+    facts = {k: owner.get(k) for k in ("host", "worker_id", "pid", "job_id")}
+    # An unknown fact is null in --json ("None" is how a record writes a missing one).
+    return Running(task, gen, age, **{k: None if v in (None, "None", "") else v
+                                      for k, v in facts.items()})
 
 
 def _rate(state: RoundState, round_dir: Path, entries: List[str]) -> None:

@@ -56,7 +56,7 @@ def render(root: str, states: List[RoundState], stopped: bool, fs_clock: bool, l
         for r in s.running:
             age = "?" if r.heartbeat_age is None else f"{r.heartbeat_age:.0f} s ago"
             stale = "  STALE" if r.heartbeat_age is not None and r.heartbeat_age > lease else ""
-            job = f", job {r.job_id}" if r.job_id not in ("None", "?") else ""
+            job = f", job {r.job_id}" if r.job_id else ""
             lines.append(f"  running  round {s.number} {r.task} attempt {r.attempt}: worker "
                          f"{r.worker_id}@{r.host} (pid {r.pid}{job}), heartbeat {age}{stale}")
         for task, error in s.failed.items():
