@@ -23,21 +23,33 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import time
+from contextlib import contextmanager
 import traceback
 from enum import Enum
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Iterator, Optional
 
 from . import _names as names
 from ._atomic import fsync_path, publish, temp_path, unlink_quietly, write_temp
 from ._claims import Claim, Heartbeat, read_text
 from ._options import Options
 from ._records import count_errors, write_duplicate, write_error, write_failed
+from ._stopping import WorkerInterrupted
 
 
-class WorkerInterrupted(BaseException):
-    """Raised inside ``process_file`` when the worker is told to stop."""
+@contextmanager
+def scratch_dir(options: Options) -> Iterator[Optional[Path]]:
+    """A private local scratch directory for ``use_tmp`` (None without it), removed after."""
+    if not options.use_tmp:
+        yield None
+        return
+    path = Path(tempfile.mkdtemp(prefix="fsmw-worker-", dir=options.tmp_folder))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class OutputMissing(Exception):
@@ -92,18 +104,13 @@ class Attempt:
             claim.release()
 
     def _publish(self, round_dir: Path, claim: Claim, out_tmp: Path) -> Outcome:
-        if not out_tmp.is_file():
-            if (round_dir / names.CLOSED).exists():
-                # The master closed the round and swept its temps: we are late.
-                return self._discard(round_dir, claim, "the round was closed")
-            raise OutputMissing(f"process_file returned without writing output_path {out_tmp}")
-        if self._scratch is not None:
-            with open(out_tmp, "rb") as f:
-                store_tmp = write_temp(round_dir, f.read(), self._options.fsync)
-        else:
-            if self._options.fsync:
-                fsync_path(out_tmp)
-            store_tmp = out_tmp
+        # No stat first: opening the output (to flush or copy it) or linking it
+        # fails with ENOENT if process_file wrote nothing, or if the master closed
+        # the round and swept its temps while we were late.
+        try:
+            store_tmp = self._flush(round_dir, out_tmp)
+        except FileNotFoundError:
+            return self._output_gone(round_dir, claim, out_tmp)
         if not claim.still_mine():
             # Fencing: our claim was broken (we hung or were cut off) and the task
             # belongs to someone else now; never publish on a lost claim.
@@ -113,12 +120,24 @@ class Attempt:
         try:
             won = publish(store_tmp, final)
         except FileNotFoundError:
-            if (round_dir / names.CLOSED).exists():
-                return self._discard(round_dir, claim, "the round was closed")
-            raise
+            return self._output_gone(round_dir, claim, out_tmp)
         if won:
             return Outcome.PUBLISHED
         return self._discard(round_dir, claim, "a result was already published")
+
+    def _flush(self, round_dir: Path, out_tmp: Path) -> Path:
+        """The output as a complete temp file in the round directory."""
+        if self._scratch is not None:
+            with open(out_tmp, "rb") as f:
+                return write_temp(round_dir, f.read(), self._options.fsync)
+        if self._options.fsync:
+            fsync_path(out_tmp)
+        return out_tmp
+
+    def _output_gone(self, round_dir: Path, claim: Claim, out_tmp: Path) -> Outcome:
+        if (round_dir / names.CLOSED).exists():
+            return self._discard(round_dir, claim, "the round was closed")
+        raise OutputMissing(f"process_file returned without writing output_path {out_tmp}")
 
     def _discard(self, round_dir: Path, claim: Claim, why: str) -> Outcome:
         self._log.info("task %s: %s; our result is discarded", claim.task, why)

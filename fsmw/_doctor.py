@@ -9,16 +9,8 @@ name must have exactly one winner.  A retransmitted NFS LINK that reports
 EEXIST although it worked cannot be provoked; ``_atomic`` checks the link count.
 
 Everything else is reported, not judged:
-  * fcntl locks, taken with ``lockf`` only (``flock`` conflicts with it on NFS
-    and GlusterFS): "working" if another process of this host is refused a
-    held lock and gets it once the holder is SIGKILLed; "not supported" on
-    ENOLCK/ENOSYS/EOPNOTSUPP (NFS without lockd, Lustre without ``flock``).
-    Across hosts, each run holds ``lock.<host>`` from a child process for
-    ``--hold`` seconds and publishes that window, in the file system's clock,
-    in ``<host>.json``; between its probes and while waiting out its own
-    hold, a run tries the lock of every host whose window covers now: taking
-    it means locks exclude only within one host ("local-only", NFS
-    ``nolock``: tox-dev/filelock#6).
+  * fcntl locks, on this host and across hosts (``_doctor_locks``): reported
+    as "working", "not supported", "not excluding", "stuck" or "local-only".
   * mtime granularity, and this host's clock minus the file system's (a new
     file's mtime, and a ``utime(fd)`` stamp, against ``time.time()`` around
     the call; on GlusterFS the first comes from the client daemon's clock,
@@ -39,10 +31,8 @@ from __future__ import annotations
 
 import argparse
 import errno
-import fcntl
 import functools
 import json
-import multiprocessing
 import os
 import re
 import secrets
@@ -55,41 +45,17 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._atomic import write_replace
+from ._doctor_common import WAIT_SECS, Result, _Children, _mp, fs_now
+from ._doctor_locks import _cross_summary, _start_holder, check_holds, probe_fcntl
 from ._doctor_report import TITLES, compare, format_text, read_results, recommend
 from ._errors import StoreError
 from ._owner import host_name, safe_host
 
 DOCTOR_DIR = ".fsmw-doctor"
 ESSENTIAL = {key: TITLES[key] for key in ("excl", "excl_race", "link", "link_race", "rename")}
-UNSUPPORTED = frozenset((errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP))
-BUSY = frozenset((errno.EACCES, errno.EAGAIN))
-RACERS, RACE_NAMES, TRIALS, WAIT_SECS = 8, 50, 20, 5.0
+RACERS, RACE_NAMES, TRIALS = 8, 50, 20
 HOLD_MARGIN_SECS = 1.0  # another host's hold counts only this far inside its window (1 s mtimes)
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-_mp = multiprocessing.get_context("fork")
-Result = Dict[str, Any]
-
-
-class _Children:
-    """Child processes of a probe: killed (if still alive) and reaped on exit."""
-
-    def __init__(self) -> None:
-        self.procs: List[Any] = []
-
-    def start(self, target: Callable[..., None], *args: Any) -> Any:
-        proc = _mp.Process(target=target, args=args, daemon=True)
-        proc.start()
-        self.procs.append(proc)
-        return proc
-
-    def __enter__(self) -> "_Children":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for proc in self.procs:
-            if proc.is_alive():
-                proc.kill()
-            proc.join(10)
 
 
 def _create(path: Path) -> None:
@@ -208,77 +174,6 @@ def _racer(work: str, index: int, barrier: Any, queue: Any) -> None:
     queue.put(won)
 
 
-def _try_lock(fd: int) -> bool:
-    """Take and drop an exclusive lock: True if it was free, False if held elsewhere."""
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in BUSY:
-            return False
-        raise
-    fcntl.lockf(fd, fcntl.LOCK_UN)
-    return True
-
-
-def _hold(path: str, secs: float, conn: Any) -> None:
-    """Child: lock ``path`` for ``secs`` (or until the parent dies); send 0 or the errno."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        conn.send(exc.errno or -1)
-        return
-    conn.send(0)
-    parent, deadline = os.getppid(), time.monotonic() + secs
-    while time.monotonic() < deadline and os.getppid() == parent:
-        time.sleep(max(0.0, min(0.1, deadline - time.monotonic())))
-    if os.getppid() != parent:  # the doctor died: take the file away before the lock goes
-        os.unlink(path)
-
-
-def _start_holder(kids: _Children, path: Path, secs: float) -> Any:
-    """A child holding ``path`` locked, or an errno (int) if it could not lock it."""
-    mine, theirs = _mp.Pipe()
-    proc = kids.start(_hold, str(path), secs, theirs)
-    if not mine.poll(WAIT_SECS * 2):
-        raise TimeoutError(f"the lock holder of {path} did not answer")
-    code = mine.recv()
-    return code if code else proc
-
-
-def probe_fcntl(work: Path) -> Result:
-    path = work / "fcntl"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            _try_lock(fd)
-        except OSError as exc:
-            if exc.errno in UNSUPPORTED:
-                return dict(result="not supported", summary=f"not supported: lockf fails with "
-                            f"{errno.errorcode.get(exc.errno or 0, exc.errno)} ({exc.strerror})")
-            raise
-        with _Children() as kids:
-            holder = _start_holder(kids, path, 60.0)
-            if isinstance(holder, int):
-                raise OSError(holder, f"a child could not lock {path}: {os.strerror(holder)}")
-            if _try_lock(fd):
-                return dict(result="not excluding", summary="not excluding: a second process got a "
-                            "lock that a live process holds")
-            killed = time.monotonic()
-            holder.kill()
-            holder.join(WAIT_SECS)
-            while not _try_lock(fd):
-                if time.monotonic() - killed > WAIT_SECS:
-                    return dict(result="stuck", summary=f"stuck: still held {WAIT_SECS:.0f} s "
-                                "after its holder was SIGKILLed")
-                time.sleep(0.001)
-        ms = (time.monotonic() - killed) * 1000
-        return dict(result="working", release_ms=ms, summary="working: refused while held, "
-                    f"free {ms:.1f} ms after the holder was SIGKILLed")
-    finally:
-        os.close(fd)
-
-
 def probe_mtime(work: Path) -> Result:
     """Stamp one file with ``utime(fd)`` until its mtime changed a few times (<= 2.1 s)."""
     fd = os.open(work / "mtime", _CREATE, 0o600)
@@ -321,16 +216,6 @@ def probe_clock(work: Path, step_s: float) -> Result:
     unc = window + step_s  # a stored mtime may lag by one step (coarse or truncated clocks)
     return dict(offset_s=offset, uncertainty_s=unc, utime_offset_s=utime_offset,
                 summary=f"{offset:+.3f} s +- {unc:.3f} s (utime(fd) stamp: {utime_offset:+.3f} s)")
-
-
-def fs_now(work: Path) -> float:
-    """The file system's clock now: the mtime of a probe file just touched."""
-    fd = os.open(work / "now", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        os.utime(fd)
-        return os.fstat(fd).st_mtime_ns / 1e9
-    finally:
-        os.close(fd)
 
 
 def _watch(conn: Any) -> None:
@@ -416,48 +301,6 @@ def mount_of(path: Path) -> Result:
     except OSError:
         pass
     return found
-
-
-def check_holds(doctor_dir: Path, work: Path, me: Result, checked: Dict[str, str], margin: float) -> None:
-    """Try to lock each other host's lock file while its doctor says it holds it."""
-    for other in read_results(doctor_dir, me["host"]):
-        hold = other.get("hold")
-        if other["host"] in checked or not isinstance(hold, dict):
-            continue
-        lock, start, until = Path(str(hold.get("lock"))).name, hold.get("from", 0), hold.get("until", 0)
-        if not start + margin <= fs_now(work) <= until - margin:
-            continue
-        try:
-            fd = os.open(doctor_dir / lock, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            got = True
-        except OSError as exc:
-            if exc.errno not in BUSY:
-                continue
-            got = False
-        finally:
-            os.close(fd)
-        if not got or fs_now(work) <= until - margin:  # its hold may just have ended
-            checked[other["host"]] = "local-only" if got else "working"
-
-
-def _cross_summary(checked: Dict[str, str], mount: Result, local: Result) -> Result:
-    if local.get("result") != "working":
-        return dict(result="not checked", summary="not checked: no working locks on this host")
-    if mount["fstype"].startswith("nfs") and "nolock" in mount["options"].split(","):
-        return dict(result="local-only", summary="local-only: NFS mounted with nolock")
-    if not checked:
-        return dict(result="not checked", summary="not checked: no other host's doctor held its lock "
-                    "meanwhile (run it on two nodes at once, the first with a longer --hold)")
-    bad = sorted(h for h, r in checked.items() if r != "working")
-    if bad:
-        return dict(result="local-only", hosts=checked, summary=f"local-only: this host took the "
-                    f"lock {', '.join(bad)} held (NFS nolock?)")
-    return dict(result="working", hosts=checked,
-                summary=f"working: refused the lock {', '.join(sorted(checked))} held")
 
 
 def run_doctor(store: Path, hold: float = 5.0) -> Result:

@@ -27,18 +27,13 @@ import enum
 import logging
 import os
 import random
-import shutil
-import signal
-import tempfile
-import threading
 import time
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Union
+from typing import Callable, List, Optional, Union
 
 from . import _names as names
-from ._attempt import Attempt, Outcome, WorkerInterrupted
+from ._attempt import Attempt, Outcome, scratch_dir
 from ._claims import Claim, try_claim
 from ._errors import FsmwError, StoreError
 from ._journal import Journal
@@ -46,6 +41,7 @@ from ._lease import LeaseJudge
 from ._options import Options
 from ._owner import format_record, owner_facts, slurm_time_left
 from ._recovery import Recovery
+from ._stopping import StopSwitch, WorkerInterrupted
 from ._store import RoundView, Store
 
 LISTING_REUSE_SECS = 5.0
@@ -88,21 +84,20 @@ class Worker:
         self.store = Store(store)
         self.worker_id = worker_id
         self._clock = clock
-        self._sleep = sleep or self._interruptible_sleep
+        self._stop = StopSwitch()
+        self._scratch: Optional[Path] = None  # private local scratch while run() uses use_tmp
+        self._sleep = sleep or self._stop.sleep
         self._facts = owner_facts("worker", worker_id)
         self.log = logging.LoggerAdapter(_log, {})
         self.log.process = self._prefix  # type: ignore[method-assign]
         self._judge = LeaseJudge(clock)
         self._recovery = Recovery(self.options, self._judge, self._facts, self.log)
-        self._stop = threading.Event()
-        self._abortable = False
         self._round: Optional[int] = None
         self._closed_round = 0
         self._next_judging = float("-inf")
         self._view = RoundView()
         self._queue: List[str] = []
         self._listed_at = float("-inf")
-        self._scratch: Optional[Path] = None
         self.tasks_done = 0
         self._journal = Journal(self._facts)
         walltime = self.options.walltime_secs
@@ -122,7 +117,7 @@ class Worker:
     # -- running ------------------------------------------------------------
     def run(self) -> ExitCode:
         """Work until the stop file, the idle limit or a signal; return why."""
-        with self._signals(), self._scratch_dir():
+        with self._stop.signals_handled(), scratch_dir(self.options) as self._scratch:
             try:
                 self._check_store()
                 return self._loop()
@@ -131,6 +126,7 @@ class Worker:
                 return ExitCode.ERROR
             finally:
                 self._journal.close()
+                self._scratch = None
 
     def _loop(self) -> ExitCode:
         idle_since = self._clock()
@@ -315,49 +311,8 @@ class Worker:
         return StepResult.WORKED
 
     def _call_user(self, input_path: Path, output_path: Path) -> None:
-        self._abortable = True
-        try:
-            if self._stop.is_set():
-                raise WorkerInterrupted()
-            self.process_file(input_path, output_path)
-        finally:
-            self._abortable = False
+        self._stop.run_abortable(self.process_file, input_path, output_path)
 
     # -- plumbing -------------------------------------------------------------
     def _prefix(self, msg: str, kwargs):  # LoggerAdapter.process
         return f"worker {self.worker_id}@{self._facts['host']}: {msg}", kwargs
-
-    def _interruptible_sleep(self, secs: float) -> None:
-        self._stop.wait(secs)
-
-    def _on_signal(self, signum: int, frame: object) -> None:
-        self._stop.set()
-        if self._abortable:
-            self._abortable = False
-            raise WorkerInterrupted()
-
-    @contextmanager
-    def _signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        # SIGUSR1 is what schedulers send ahead of the time limit (sbatch --signal).
-        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
-        old = {s: signal.signal(s, self._on_signal) for s in handled}
-        try:
-            yield
-        finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
-
-    @contextmanager
-    def _scratch_dir(self) -> Iterator[None]:
-        if not self.options.use_tmp:
-            yield
-            return
-        self._scratch = Path(tempfile.mkdtemp(prefix="fsmw-worker-", dir=self.options.tmp_folder))
-        try:
-            yield
-        finally:
-            shutil.rmtree(self._scratch, ignore_errors=True)
-            self._scratch = None

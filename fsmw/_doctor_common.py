@@ -1,0 +1,44 @@
+"""Pieces every ``fsmw doctor`` probe module shares: child processes, the result type, the FS clock."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+WAIT_SECS = 5.0
+_mp = multiprocessing.get_context("fork")
+Result = Dict[str, Any]
+
+
+class _Children:
+    """Child processes of a probe: killed (if still alive) and reaped on exit."""
+
+    def __init__(self) -> None:
+        self.procs: List[Any] = []
+
+    def start(self, target: Callable[..., None], *args: Any) -> Any:
+        proc = _mp.Process(target=target, args=args, daemon=True)
+        proc.start()
+        self.procs.append(proc)
+        return proc
+
+    def __enter__(self) -> "_Children":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.kill()
+            proc.join(10)
+
+
+def fs_now(work: Path) -> float:
+    """The file system's clock now: the mtime of a probe file just touched."""
+    fd = os.open(work / "now", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.utime(fd)
+        return os.fstat(fd).st_mtime_ns / 1e9
+    finally:
+        os.close(fd)
