@@ -1,7 +1,7 @@
 """One attempt at one claimed task: process, publish or record the failure.
 
 Protocol for an attempt holding claim ``<task>.claim.<g>``:
-  1. a heartbeat thread keeps the claim alive while anything below runs;
+  1. the worker's heartbeat thread keeps the claim alive while anything below runs;
   2. ``process_file(input, output)`` writes ``output``, a fresh temp name in
      the round directory (or in private local scratch with ``use_tmp``);
   3. the output is fsynced (copied into a store temp first if it was on
@@ -12,7 +12,9 @@ Protocol for an attempt holding claim ``<task>.claim.<g>``:
   4. an exception in 2 or 3 leaves ``<task>.err.<g>`` with the traceback,
      host, worker, attempt and duration, and marks the task failed once
      ``max_attempts`` attempts have failed;
-  5. the claim is removed only if it is still ours (see ``_claims``).
+  5. the claim file is kept as the record of generation ``g`` (see
+     ``_claims``); only an interrupted attempt removes it (if still ours), so
+     the task is free for others at once.
 
 Property: whatever happens, at most one ``.out`` exists per task, it is
 complete, it was published by a holder whose claim was live at that moment,
@@ -69,7 +71,8 @@ class Attempt:
     """Runs attempts for one worker; see the module docstring for the steps."""
 
     def __init__(self, options: Options, facts: Dict[str, object], log: logging.LoggerAdapter,
-                 call: UserCall, scratch: Optional[Path]) -> None:
+                 call: UserCall, scratch: Optional[Path], heartbeat: Heartbeat) -> None:
+        self._heartbeat = heartbeat
         self._options = options
         self._facts = facts
         self._log = log
@@ -81,14 +84,16 @@ class Attempt:
         started = time.monotonic()
         out_tmp = temp_path(self._scratch or round_dir)
         local_in: Optional[Path] = None
+        self._heartbeat.hold(claim)
+        outcome: Optional[Outcome] = None
         try:
-            with Heartbeat(claim, self._options.heartbeat_secs, self._fenced):
-                source = round_dir / names.file_name(claim.task, names.IN)
-                if self._scratch is not None:
-                    local_in = temp_path(self._scratch)
-                    shutil.copyfile(source, local_in)
-                self._call(local_in or source, out_tmp)
-                return self._publish(round_dir, claim, out_tmp)
+            source = round_dir / names.file_name(claim.task, names.IN)
+            if self._scratch is not None:
+                local_in = temp_path(self._scratch)
+                shutil.copyfile(source, local_in)
+            self._call(local_in or source, out_tmp)
+            outcome = self._publish(round_dir, claim, out_tmp)
+            return outcome
         except WorkerInterrupted:
             self._log.info("interrupted: releasing task %s", claim.task)
             claim.release()
@@ -98,10 +103,12 @@ class Attempt:
             self._record_failure(round_dir, claim, exc, body, time.monotonic() - started)
             return Outcome.FAILED_ATTEMPT
         finally:
-            unlink_quietly(out_tmp)
+            self._heartbeat.hold(None)
+            if outcome is None or self._scratch is not None:  # else publishing removed it
+                unlink_quietly(out_tmp)
             if local_in is not None:
                 unlink_quietly(local_in)
-            claim.release()
+            claim.close()
 
     def _publish(self, round_dir: Path, claim: Claim, out_tmp: Path) -> Outcome:
         # No stat first: opening the output (to flush or copy it) or linking it
@@ -156,7 +163,3 @@ class Attempt:
         if attempts >= self._options.max_attempts:
             if write_failed(round_dir, claim.task, attempts, read_text(path) or b""):
                 self._log.error("task %s failed %d times; marked failed", claim.task, attempts)
-
-    def _fenced(self, claim: Claim) -> None:
-        self._log.warning("claim %s was broken by another worker (no heartbeat seen for "
-                          "lease_secs); our result will be discarded", claim.path.name)

@@ -6,15 +6,20 @@ Protocol:
     disk and on NFSv3+/GlusterFS alike.  The winner writes its owner facts
     into it (``cat`` shows who works on what) and, where the file system
     supports it, holds an fcntl write lock on it for as long as it works.
-  * Breaking a stale claim ``g`` and starting a backup copy both mean winning
-    generation ``max + 1``; the old file is never renamed or re-created, so
-    two breakers can never both win, and a breaker can never remove a claim
-    younger than the one it judged.
-  * The holder touches its claim (``futimens`` on its own descriptor) every
-    ``lease_secs / 5`` from a heartbeat thread.  Before every heartbeat and
-    before it removes its claim it checks that the name still points at its
-    inode; if not, the claim was broken and the holder is *fenced*: it stops
-    heartbeating and never removes a file it does not own.
+  * A claim file stays when its attempt ends (published, failed or broken):
+    it is the record that generation ``g`` was used, so a worker acting on an
+    old listing that tries ``g`` again simply loses the O_EXCL create, and no
+    re-check of the task's other files is needed after a win.  Only an
+    interrupted holder removes its claim, to give the task back at once.
+  * Breaking a stale claim and starting a backup copy both mean winning the
+    next generation after every one the judge's listing shows; the old file is
+    never renamed or re-created, so two breakers can never both win.
+  * A judge breaks a claim by clearing its permission bits (``chmod 000``,
+    :func:`break_claim`).  The holder touches its claim (``futimens`` on its
+    own descriptor) every ``lease_secs / 5`` from one heartbeat thread per
+    worker, and before every heartbeat and before publishing it looks at its
+    own descriptor (one ``fstat``): a broken claim means it is *fenced*, stops
+    heartbeating and never publishes nor removes the file.
   * fcntl is used as a witness, not as the mutual exclusion (the O_EXCL create
     is that).  An fcntl error other than "busy" (ENOLCK on NFS without lockd,
     ENOSYS/EOPNOTSUPP on Lustre without ``flock``) is logged once per process
@@ -70,7 +75,6 @@ class Claim:
         self.fd = fd
         self.task = task
         self.gen = gen
-        self.ino = os.fstat(fd).st_ino
         self.fenced = False
         self.kind = "claim"  # or "break" / "backup": how it was won (for the journal)
         self._lock = threading.Lock()
@@ -79,25 +83,29 @@ class Claim:
         return f"Claim({self.path.name!r}, fenced={self.fenced})"
 
     def still_mine(self) -> bool:
-        """True while the claim's name still points at this claim's file."""
+        """False once a judge broke the claim (see :func:`break_claim`); one ``fstat``."""
         if self.fenced:
             return False
         try:
-            if self._unlinked() or os.stat(self.path).st_ino != self.ino:
-                self.fenced = True
+            st = os.fstat(self.fd)
         except OSError as exc:
-            if exc.errno not in _GONE:
+            if exc.errno not in _BAD_FD:
                 raise
+            st = self._stat_by_name()  # see touch
+            if st is None:
+                self.fenced = True
+                return False
+        if is_broken(st):
             self.fenced = True
         return not self.fenced
 
-    def _unlinked(self) -> bool:
+    def _stat_by_name(self) -> Optional[os.stat_result]:
         try:
-            return os.fstat(self.fd).st_nlink == 0
+            return os.stat(self.path)
         except OSError as exc:
-            if exc.errno in _BAD_FD:
-                return False  # judge by the name alone (see touch)
-            raise
+            if exc.errno not in _GONE:
+                raise
+            return None
 
     def touch(self) -> bool:
         """Heartbeat: refresh the claim's mtime; False once fenced."""
@@ -118,8 +126,17 @@ class Claim:
                     raise
             return not self.fenced
 
+    def close(self) -> None:
+        """The attempt has ended (published, failed or discarded): keep the file, drop the fd.
+
+        The claim file stays as the record that this generation was used, so a
+        worker acting on an old listing cannot win it again.
+        """
+        with self._lock:
+            self._close()
+
     def release(self) -> bool:
-        """Remove the claim if it is still ours and close it; True if removed.
+        """Give the task back (an interrupted attempt): remove the claim if still ours.
 
         The file is unlinked *before* it is closed: closing first would drop the
         fcntl lock while the file still exists, and a judge trusting locks
@@ -139,6 +156,28 @@ class Claim:
         if self.fd >= 0:
             os.close(self.fd)  # drops the fcntl lock
             self.fd = -1
+
+
+def is_broken(st: os.stat_result) -> bool:
+    """True for a claim a judge has broken (no permission bits left, or unlinked)."""
+    return st.st_mode & 0o777 == 0 or st.st_nlink == 0
+
+
+def break_claim(path: Path) -> None:
+    """Fence the holder of claim ``path``: clear its permission bits (``chmod 000``).
+
+    The file stays, so its generation can never be won again by anyone acting
+    on an old listing; its holder sees the mode on its next ``fstat`` and
+    never publishes.  If the claim belongs to another user (chmod is refused),
+    it is removed instead, which its holder sees as a link count of 0.
+    """
+    try:
+        os.chmod(path, 0)
+    except PermissionError:
+        unlink_quietly(path)
+    except OSError as exc:
+        if exc.errno not in _GONE:
+            raise
 
 
 def try_claim(path: Path, task: str, gen: int, owner: bytes, use_fcntl: bool = True) -> Optional[Claim]:
@@ -214,34 +253,45 @@ def read_text(path: Path, limit: int = 65536) -> Optional[bytes]:
 
 
 class Heartbeat:
-    """Touch a claim every ``interval`` seconds until stopped or fenced."""
+    """One thread per worker that touches the claim held at the moment.
 
-    def __init__(self, claim: Claim, interval: float,
-                 on_fenced: Optional[Callable[[Claim], None]] = None) -> None:
-        self._claim = claim
+    It wakes every ``interval`` seconds; a claim held for less than that is
+    never touched, so short tasks cost no heartbeat call at all.
+    ``on_fenced(claim)`` is called (from the thread) once a claim is found broken.
+    """
+
+    def __init__(self, interval: float, on_fenced: Optional[Callable[[Claim], None]] = None) -> None:
         self._interval = interval
         self._on_fenced = on_fenced
+        self._claim: Optional[Claim] = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"fsmw-heartbeat-{claim.task}",
-                                        daemon=True)
+        self._thread: Optional[threading.Thread] = None
 
-    def __enter__(self) -> "Heartbeat":
-        self._thread.start()
-        return self
+    def hold(self, claim: Optional[Claim]) -> None:
+        """Keep ``claim`` alive from now on (None: nothing to keep alive)."""
+        self._claim = claim
+        if claim is not None and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="fsmw-heartbeat", daemon=True)
+            self._thread.start()
 
-    def __exit__(self, *exc_info: object) -> None:
+    def close(self) -> None:
+        self._claim = None
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._stop = threading.Event()
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
+            claim = self._claim
+            if claim is None or claim.fenced:
+                continue
             try:
-                alive = self._claim.touch()
+                alive = claim.touch()
             except OSError as exc:  # a flaky mount: keep trying, the lease decides
                 log.warning("%s/%d: heartbeat on %s failed: %s", host_name(), os.getpid(),
-                            self._claim.path, exc)
+                            claim.path, exc)
                 continue
-            if not alive:
-                if self._on_fenced:
-                    self._on_fenced(self._claim)
-                return
+            if not alive and claim.fd >= 0 and self._on_fenced:
+                self._on_fenced(claim)

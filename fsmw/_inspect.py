@@ -82,9 +82,7 @@ def round_state(store: Store, number: int, now: float) -> RoundState:
     entries = store.listing(number)
     view = scan_names(entries)
     round_dir = store.round_dir(number)
-    finished = view.outputs | view.failed
-    running = [_running(round_dir, task, max(gens), now)
-               for task, gens in sorted(view.claims.items()) if task not in finished]
+    running = [_running(round_dir, task, gen, now) for task, gen in sorted(view.running().items())]
     failed = {t: error_line(read_text(round_dir / names.file_name(t, names.FAILED)))
               for t in sorted(view.failed - view.outputs)}
     done = len(view.outputs & view.inputs)

@@ -1,7 +1,7 @@
 """The attempt journal: what each worker did, for ``fsmw status`` and ``fsmw report``.
 
-Claims vanish when a task is done, so a worker also appends one JSON line per
-attempt to its own journal ``round-k/.journal.<host>.<pid>.<hex>``::
+A claim file does not say how its attempt ended or how long it took, so a
+worker also appends one JSON line per attempt to its own journal ``round-k/.journal.<host>.<pid>.<hex>``::
 
     {"task": "n7", "attempt": 1, "kind": "claim", "outcome": "published",
      "worker_id": 2, "host": "node3", "pid": 4242, "job_id": "slurm:77_2",
@@ -13,10 +13,17 @@ claim) or ``backup`` (a straggler's backup copy); ``outcome`` is
 worker's own wall clock (seconds since the epoch), so a report shows each
 worker's bars exactly, and across hosts only as exactly as their clocks agree.
 
+A line is written at once unless the last write was less than ``FLUSH_SECS``
+ago; then it waits for the next line after that (or for the worker to go
+idle, leave the round or exit).  Bursts of short tasks thus cost one
+``write`` per burst, and a worker that is killed loses at most the lines of
+its last ``FLUSH_SECS``.
+
 Property: one file per worker and round, created once and only appended to by
-its single writer, so journaling adds no metadata operation per task and a
-reader never sees another writer's half line (a torn last line of a crashed
-writer is skipped by :func:`read_journals`).
+its single writer, so journaling adds no metadata operation per task (and
+less than one ``write`` per task), and a reader never sees another writer's
+half line (a torn last line of a crashed writer is skipped by
+:func:`read_journals`).
 """
 
 from __future__ import annotations
@@ -24,12 +31,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 from ._owner import safe_host
 
 PREFIX = ".journal."
+FLUSH_SECS = 0.05
 
 
 def is_journal(name: str) -> bool:
@@ -39,34 +48,48 @@ def is_journal(name: str) -> bool:
 class Journal:
     """Appends attempt lines for one worker; opens one file per round lazily."""
 
-    def __init__(self, facts: Dict[str, object]) -> None:
+    def __init__(self, facts: Dict[str, object], clock: Callable[[], float] = time.monotonic) -> None:
         self._facts = {k: facts.get(k) for k in ("worker_id", "host", "pid", "job_id")}
         self._fd = -1
         self._dir: Optional[Path] = None
+        self._clock = clock
+        self._lines: List[bytes] = []
+        self._flushed = float("-inf")
 
     def record(self, round_dir: Path, task: str, attempt: int, kind: str, outcome: str,
                claimed: float, ended: float) -> None:
+        if round_dir != self._dir:
+            self.close()
+            self._dir = round_dir
         line = dict(task=task, attempt=attempt, kind=kind, outcome=outcome, **self._facts,
                     claimed=round(claimed, 3), ended=round(ended, 3))
-        data = (json.dumps(line, separators=(",", ":")) + "\n").encode("utf-8")
-        try:
-            os.write(self._file(round_dir), data)
-        except OSError:
-            self.close()  # the journal is informative only: never fail a task for it
+        self._lines.append((json.dumps(line, separators=(",", ":")) + "\n").encode("utf-8"))
+        if self._clock() - self._flushed >= FLUSH_SECS:
+            self.flush()
 
-    def _file(self, round_dir: Path) -> int:
-        if self._dir != round_dir:
-            self.close()
-            name = f"{PREFIX}{safe_host()}.{os.getpid()}.{secrets.token_hex(4)}"
-            self._fd = os.open(round_dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
-                               | os.O_CLOEXEC, 0o666)
-            self._dir = round_dir
-        return self._fd
+    def flush(self) -> None:
+        if not self._lines or self._dir is None:
+            return
+        data, self._lines = b"".join(self._lines), []
+        self._flushed = self._clock()
+        try:
+            if self._fd < 0:
+                name = f"{PREFIX}{safe_host()}.{os.getpid()}.{secrets.token_hex(4)}"
+                self._fd = os.open(self._dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                                   | os.O_APPEND | os.O_CLOEXEC, 0o666)
+            os.write(self._fd, data)
+        except OSError:
+            self._close_fd()  # the journal is informative only: never fail a task for it
 
     def close(self) -> None:
+        self.flush()
+        self._close_fd()
+        self._dir = None
+
+    def _close_fd(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
-        self._fd, self._dir = -1, None
+        self._fd = -1
 
 
 def read_journals(round_dir: Path, entries: Optional[List[str]] = None) -> Iterator[dict]:

@@ -224,7 +224,7 @@ class Master:
         round_dir = self.store.round_dir(self.round)
         for task, gens in view.errors.items():
             if len(gens) >= limit and task in self._tasks and not view.finished(task) \
-                    and task not in view.claims:
+                    and view.live_gen(task) is None:
                 last = round_dir / names.file_name(task, names.ERR, max(gens))
                 if write_failed(round_dir, task, len(gens), read_text(last) or b""):
                     view.failed.add(task)

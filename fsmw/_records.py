@@ -24,13 +24,14 @@ from ._owner import format_record, parse_record
 
 def write_error(round_dir: Path, task: str, gen: int, facts: Mapping[str, object],
                 body: str = "") -> Path:
-    """Write an error record for attempt ``gen`` (or the next free number); return its path."""
-    data = format_record(facts, body)
-    for number in range(gen, gen + 1000):
-        path = round_dir / names.file_name(task, names.ERR, number)
-        if write_new(path, data):
-            return path
-    raise RuntimeError(f"no free error record name for task {task!r} in {round_dir}")
+    """Write the error record of attempt ``gen`` and return its path.
+
+    One record per attempt: if the attempt already has one (its holder failed
+    while a judge broke its claim), that one is kept.
+    """
+    path = round_dir / names.file_name(task, names.ERR, gen)
+    write_new(path, format_record(facts, body))
+    return path
 
 
 def count_errors(round_dir: Path, task: str, upto: int) -> int:

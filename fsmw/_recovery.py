@@ -7,19 +7,21 @@ unfinished tasks, one ``stat`` each, and feeds them to its
 * a claim whose heartbeat has not moved for ``lease_secs`` on the judge's own
   clock (or, with ``take_lockfile_existence_as_lock=False``, whose fcntl lock
   is free after a short grace) is *broken*: the judge wins generation
-  ``g + 1`` with O_EXCL (only the newest generation ``g`` of a task is ever
-  judged), writes an error record for the lost attempt,
-  removes the stale file (fencing its holder) and runs the task itself;
+  after every one its listing shows, with O_EXCL (only the newest live
+  generation ``g`` of a task is ever judged), writes an error record for the
+  lost attempt, breaks the stale claim (``chmod 000``, fencing its holder) and
+  runs the task itself;
 * once the round is sealed and at most ``lockfile_timeout_threshold`` of it is
   unfinished, a task running longer than expected with no backup yet gets a
-  backup copy: the judge wins generation ``g + 1`` and leaves the original
+  backup copy: the judge wins the next generation and leaves the original
   claim alone; the first published result wins;
 * a task with ``max_attempts`` error records but no failure mark (its last
   writer died in between) is claimed and marked failed.
 
-Property: breaking and backups both go through the O_EXCL create of exactly
-the next generation after the newest, so however many judges act on however
-stale listings, one lost attempt is broken (and recorded) once.
+Property: breaking and backups both go through the O_EXCL create of the
+generation after every one the judge saw, and a break leaves a newer live
+claim behind, so however many judges act on however stale listings, one lost
+attempt is broken (and recorded) once.
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from . import _names as names
-from ._atomic import unlink_quietly
-from ._claims import Claim, holder_gone, read_text
+from ._claims import Claim, break_claim, holder_gone, read_text
 from ._lease import LeaseJudge
 from ._options import Options
 from ._owner import parse_record
@@ -78,26 +79,23 @@ class Recovery:
     def _mark_poisoned(self, view: RoundView, round_dir: Path, claim: ClaimFn) -> None:
         limit = self._options.max_attempts
         for task, gens in view.errors.items():
-            if len(gens) < limit or view.finished(task) or task in view.claims:
+            if len(gens) < limit or view.finished(task) or view.live_gen(task) is not None:
                 continue
             won = claim(task, view.next_gen(task))
             if won is not None:
                 last = round_dir / names.file_name(task, names.ERR, max(gens))
                 write_failed(round_dir, task, len(gens), read_text(last) or b"")
                 self._log.error("task %s failed %d times; marked failed", task, len(gens))
-                won.release()
+                won.close()
 
     def _judge_claims(self, view: RoundView, round_dir: Path, claim: ClaimFn) -> Optional[Found]:
         seen: List[str] = []
         backup_ok = self._backups_allowed(view)
         expected = self.expected_secs()
         result: Optional[Found] = None
-        for task, gens in view.claims.items():
-            if view.finished(task):
-                continue
-            # Only the newest generation counts: an older one was broken or is the
-            # original of a backup, and judging it could break the task twice.
-            gen = max(gens)
+        for task, gen in view.running().items():
+            # Only the newest live generation counts: an older one is the original
+            # of a backup, and judging it could break the task twice.
             name = names.file_name(task, names.CLAIM, gen)
             seen.append(name)
             if result is not None:
@@ -108,9 +106,11 @@ class Recovery:
             except FileNotFoundError:
                 continue
             if self._stale(path, obs):
-                result = self._break(round_dir, task, gen, obs.unchanged_secs, claim)
-            elif backup_ok and expected is not None and len(gens) == 1 and obs.seen_secs >= expected:
-                result = self._backup(task, gen, obs.seen_secs, claim)
+                result = self._break(round_dir, task, gen, view.next_gen(task),
+                                     obs.unchanged_secs, claim)
+            elif backup_ok and expected is not None and len(view.claims[task]) == 1 \
+                    and obs.seen_secs >= expected:
+                result = self._backup(task, view.next_gen(task), obs.seen_secs, claim)
         self._judge.forget_except(seen)
         return result
 
@@ -127,11 +127,11 @@ class Recovery:
             return False
         return view.remaining() <= threshold * len(view.inputs)
 
-    def _break(self, round_dir: Path, task: str, gen: int, idle: float,
+    def _break(self, round_dir: Path, task: str, gen: int, next_gen: int, idle: float,
                claim: ClaimFn) -> Optional[Found]:
-        # Winning exactly gen + 1 makes the break exclusive: a judge acting on an
-        # older listing tries the same name and loses.
-        won = claim(task, gen + 1)
+        # Winning the next generation makes the break exclusive: a judge acting on
+        # an older listing tries the same name (or an older one) and loses.
+        won = claim(task, next_gen)
         if won is None:
             return None
         stale = round_dir / names.file_name(task, names.CLAIM, gen)
@@ -142,19 +142,19 @@ class Recovery:
                                                  ("host", "pid", "worker_id", "job_id", "started")},
                      broken_by=f"{self._facts['host']}/{self._facts['pid']}", error=error)
         record = write_error(round_dir, task, gen, facts)
-        unlink_quietly(stale)
+        break_claim(stale)
         errors = count_errors(round_dir, task, gen)
         self._log.warning("task %s: broke stale claim (%s)", task, error)
         if errors >= self._options.max_attempts:
             write_failed(round_dir, task, errors, read_text(record) or b"")
             self._log.error("task %s lost %d attempts; marked failed", task, errors)
-            won.release()
+            won.close()
             return None
         won.kind = "break"
         return won
 
-    def _backup(self, task: str, gen: int, running: float, claim: ClaimFn) -> Optional[Found]:
-        won = claim(task, gen + 1)
+    def _backup(self, task: str, next_gen: int, running: float, claim: ClaimFn) -> Optional[Found]:
+        won = claim(task, next_gen)
         if won is None:
             return None
         self._log.info("task %s has run for at least %.1f s (expected %.1f s): starting a "

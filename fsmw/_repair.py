@@ -72,8 +72,12 @@ def _requeue_failed(store: Store, number: int, dry_run: bool) -> int:
         print(f"round {number} {task}: failed -> pending")
         if dry_run:
             continue
-        for gen in view.errors.get(task, []):
-            old = round_dir / names.file_name(task, names.ERR, gen)
+        # Error records and the used claims are set aside together, so the
+        # task starts again from generation 1 with a clean attempt count.
+        used = [(names.ERR, g) for g in view.errors.get(task, [])] + \
+            [(names.CLAIM, g) for g in view.claims.get(task, [])]
+        for kind, gen in used:
+            old = round_dir / names.file_name(task, kind, gen)
             try:
                 os.rename(old, old.with_name(old.name + ".requeued"))
             except FileNotFoundError:

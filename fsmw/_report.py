@@ -122,9 +122,8 @@ def _owner(facts: Dict[str, str]) -> Row:
 def _running(round_dir: Path, number: int, view: RoundView, seen: Set[Tuple[str, int]]) -> List[Bar]:
     """Claims of unfinished tasks with no journal line yet, up to their last heartbeat."""
     bars = []
-    for task, gens in view.claims.items():
-        gen = max(gens)
-        if view.finished(task) or (task, gen) in seen:
+    for task, gen in view.running().items():
+        if (task, gen) in seen:
             continue
         facts, heartbeat, started = _record(round_dir / names.file_name(task, names.CLAIM, gen))
         if started is not None:

@@ -67,7 +67,7 @@ def _numbers(rounds: List[RoundData]) -> List[str]:
     counts = [sum(len(v.inputs) for v in views), done,
               sum(len((v.failed & v.inputs) - v.outputs) for v in views),
               sum(len(v.pending()) for v in views),
-              sum(1 for v in views for t in v.claims if not v.finished(t)),
+              sum(len(v.running()) for v in views),
               sum(v.duplicates for v in views), len(bars), sum(b.outcome == "failed" for b in bars),
               sum(b.kind == "backup" for b in bars), sum(b.kind == "break" for b in bars)]
     wall = (f"{span:.1f} s" if span < 120 else

@@ -44,10 +44,36 @@ class RoundView:
     def finished(self, task: str) -> bool:
         return task in self.outputs or task in self.failed
 
+    def live_gen(self, task: str) -> Optional[int]:
+        """The newest generation of ``task`` whose attempt has not ended, or None.
+
+        Claims stay in place when their attempt ends; an attempt that failed or
+        was broken has an error record of the same generation, and a released
+        claim is gone, so a claim without an error record is still running.
+        """
+        gens = self.claims.get(task)
+        if not gens:
+            return None
+        ended = self.errors.get(task, ())
+        live = [g for g in gens if g not in ended]
+        return max(live) if live else None
+
+    def running(self) -> Dict[str, int]:
+        """Unfinished tasks with a live claim: task -> its newest live generation."""
+        found = {}
+        for task in self.claims:
+            if not self.finished(task):
+                gen = self.live_gen(task)
+                if gen is not None:
+                    found[task] = gen
+        return found
+
     def pending(self) -> List[str]:
-        """Inputs with no result, no failure mark and no claim."""
+        """Inputs with no result, no failure mark and no live claim."""
         busy = self.outputs | self.failed
-        return [t for t in self.inputs if t not in busy and t not in self.claims]
+        claims = self.claims
+        return [t for t in self.inputs
+                if t not in busy and (t not in claims or self.live_gen(t) is None)]
 
     def next_gen(self, task: str) -> int:
         """The claim generation after every one this listing shows for ``task``."""

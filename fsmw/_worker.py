@@ -28,13 +28,14 @@ import logging
 import os
 import random
 import time
+from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, List, Optional, Union
+from typing import Callable, Deque, Optional, Union
 
 from . import _names as names
 from ._attempt import Attempt, Outcome, scratch_dir
-from ._claims import Claim, try_claim
+from ._claims import Claim, Heartbeat, try_claim
 from ._errors import FsmwError, StoreError
 from ._journal import Journal
 from ._lease import LeaseJudge
@@ -96,10 +97,11 @@ class Worker:
         self._closed_round = 0
         self._next_judging = float("-inf")
         self._view = RoundView()
-        self._queue: List[str] = []
+        self._queue: Deque[str] = deque()
         self._listed_at = float("-inf")
         self.tasks_done = 0
         self._journal = Journal(self._facts)
+        self._heartbeat = Heartbeat(self.options.heartbeat_secs, self._fenced)
         walltime = self.options.walltime_secs
         if walltime is None:
             walltime = slurm_time_left()
@@ -125,6 +127,7 @@ class Worker:
                 self.log.error("%s", exc)
                 return ExitCode.ERROR
             finally:
+                self._heartbeat.close()
                 self._journal.close()
                 self._scratch = None
 
@@ -151,6 +154,7 @@ class Worker:
             if result is StepResult.WORKED:
                 idle_since, pause = self._clock(), FIRST_IDLE_SLEEP_SECS
                 continue
+            self._journal.flush()  # idle: let status and report see what was done
             if self._clock() - idle_since >= self.options.worker_max_idle_secs:
                 if error is not None:
                     raise StoreError(f"store {self.store.root} kept failing for "
@@ -237,7 +241,7 @@ class Worker:
         if number != self._round:
             self.log.info("working on %s", names.round_name(number))
         self._round = number
-        self._queue = []
+        self._queue = deque()
         self._listed_at = float("-inf")
 
     # -- listing and claiming ---------------------------------------------
@@ -251,16 +255,21 @@ class Worker:
     def _relist(self, number: int) -> None:
         view = self.store.scan(number)
         limit = self.options.max_attempts
-        queue = [t for t in view.pending() if view.error_count(t) < limit]
-        random.shuffle(queue)
+        queue = deque(sorted(t for t in view.pending() if view.error_count(t) < limit))
+        queue.rotate(random.randrange(len(queue) or 1))
         self._view, self._queue, self._listed_at = view, queue, self._clock()
 
     def _claim_pending(self, number: int) -> Optional[Claim]:
-        while self._queue:
-            task = self._queue.pop()
-            won = self._claim(number, task, self._view.next_gen(task), follow=True)
+        # Workers walk the sorted pending tasks from random starting points; one
+        # that runs into tasks another worker took (a lost claim) jumps to a new
+        # random point, so few claims are wasted on tasks someone else has done.
+        queue = self._queue
+        while queue:
+            task = queue.popleft()
+            won = self._claim(number, task, self._view.next_gen(task), recheck=False)
             if won is not None:
                 return won
+            queue.rotate(random.randrange(len(queue) or 1))
         return None
 
     def _claim_fn(self, number: int) -> Callable[[str, int], Optional[Claim]]:
@@ -268,32 +277,27 @@ class Worker:
             return self._claim(number, task, gen)
         return claim
 
-    def _claim(self, number: int, task: str, first_gen: int, follow: bool = False) -> Optional[Claim]:
-        """Win generation ``first_gen`` of ``task``; re-check that the task needs doing.
+    def _claim(self, number: int, task: str, gen: int, recheck: bool = True) -> Optional[Claim]:
+        """Win generation ``gen`` of ``task``.
 
-        A generation whose error record exists was used since our listing
-        (its claim came and went); with ``follow`` the next one is tried.
+        A pending task from a listing needs no re-check after a win: every
+        attempt leaves its claim file, so a generation our listing did not show
+        cannot have been used since (see ``_claims``).  Takeovers and backups
+        (``recheck``) look once more whether the task finished meanwhile.
         """
-        for gen in range(first_gen, first_gen + 100):
-            path = self.store.task_file(number, task, names.CLAIM, gen)
-            started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            owner = format_record(dict(task=task, attempt=gen, **self._facts, started=started))
-            won = try_claim(path, task, gen, owner, use_fcntl=True)
-            if won is None:
-                return None
-            if any(os.path.lexists(self.store.task_file(number, task, kind))
-                   for kind in (names.OUT, names.FAILED)):
-                won.release()
-                return None
-            if not os.path.lexists(self.store.task_file(number, task, names.ERR, gen)):
-                return won
-            won.release()
-            if not follow:
-                return None
-        return None
+        path = self.store.task_file(number, task, names.CLAIM, gen)
+        owner = format_record(dict(task=task, attempt=gen, **self._facts,
+                                   started=datetime.now(timezone.utc).isoformat(timespec="seconds")))
+        won = try_claim(path, task, gen, owner, use_fcntl=True)
+        if won is not None and recheck and any(
+                os.path.lexists(self.store.task_file(number, task, kind)) for kind in (names.OUT, names.FAILED)):
+            won.close()
+            return None
+        return won
 
     def _work(self, number: int, claim: Claim) -> StepResult:
-        attempt = Attempt(self.options, self._facts, self.log, self._call_user, self._scratch)
+        attempt = Attempt(self.options, self._facts, self.log, self._call_user, self._scratch,
+                          self._heartbeat)
         self.log.debug("running task %s (attempt %d)", claim.task, claim.gen)
         started, claimed = self._clock(), time.time()
         round_dir = self.store.round_dir(number)
@@ -312,6 +316,10 @@ class Worker:
 
     def _call_user(self, input_path: Path, output_path: Path) -> None:
         self._stop.run_abortable(self.process_file, input_path, output_path)
+
+    def _fenced(self, claim: Claim) -> None:
+        self.log.warning("claim %s was broken by another worker (no heartbeat seen for "
+                         "lease_secs); our result will be discarded", claim.path.name)
 
     # -- plumbing -------------------------------------------------------------
     def _prefix(self, msg: str, kwargs):  # LoggerAdapter.process

@@ -63,37 +63,78 @@ def test_holder_gone_when_the_lock_is_free(tmp_path):
     assert _claims.holder_gone(path) is True
 
 
-def test_broken_claim_fences_its_holder(tmp_path):
+def test_broken_claim_fences_its_holder_and_stays(tmp_path):
+    path = tmp_path / "t.claim.1"
+    claim = _claims.try_claim(path, "t", 1, b"")
+    assert claim.still_mine()
+    _claims.break_claim(path)
+    assert claim.touch() is False
+    assert claim.fenced
+    assert claim.release() is False
+    assert path.exists() and path.stat().st_mode & 0o777 == 0
+    # The generation stays used: nobody can win it again from an old listing.
+    assert _claims.try_claim(path, "t", 1, b"") is None
+
+
+def test_removed_claim_fences_its_holder(tmp_path):
     path = tmp_path / "t.claim.1"
     claim = _claims.try_claim(path, "t", 1, b"")
     os.unlink(path)
     path.write_bytes(b"someone else")  # a new file under the same name
-    assert claim.touch() is False
-    assert claim.fenced
+    assert claim.still_mine() is False
     assert claim.release() is False
     assert path.read_bytes() == b"someone else"
 
 
-def test_heartbeat_moves_mtime_until_stopped(tmp_path):
-    path = tmp_path / "t.claim.1"
+def test_close_keeps_the_claim_file_and_release_removes_it(tmp_path):
+    kept, released = tmp_path / "a.claim.1", tmp_path / "b.claim.1"
+    _claims.try_claim(kept, "a", 1, b"").close()
+    assert kept.exists() and probe_elsewhere(kept) is True  # lock gone with the fd
+    assert _claims.try_claim(released, "b", 1, b"").release() is True
+    assert not released.exists()
+
+
+def _beating(claim, interval, on_fenced=None):
+    beat = _claims.Heartbeat(interval, on_fenced)
+    beat.hold(claim)
+    return beat
+
+
+def test_heartbeat_moves_mtime_of_the_held_claim_only(tmp_path):
+    path, other = tmp_path / "t.claim.1", tmp_path / "u.claim.1"
     claim = _claims.try_claim(path, "t", 1, b"")
+    dropped = _claims.try_claim(other, "u", 1, b"")
     os.utime(path, (1, 1))
-    with _claims.Heartbeat(claim, 0.01):
+    os.utime(other, (1, 1))
+    beat = _beating(dropped, 0.01)
+    beat.hold(claim)  # the worker moved on to another task
+    try:
         deadline = time.monotonic() + 5
         while os.stat(path).st_mtime < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
+    finally:
+        beat.close()
     assert os.stat(path).st_mtime > 2
+    assert os.stat(other).st_mtime == 1
     claim.release()
+    dropped.release()
 
 
 def test_heartbeat_reports_fencing_once(tmp_path):
     path = tmp_path / "t.claim.1"
     claim = _claims.try_claim(path, "t", 1, b"")
-    fenced = threading.Event()
-    os.unlink(path)
-    with _claims.Heartbeat(claim, 0.01, lambda c: fenced.set()):
-        assert fenced.wait(5)
-    claim.release()
+    fenced = []
+    _claims.break_claim(path)
+    beat = _beating(claim, 0.01, fenced.append)
+    try:
+        deadline = time.monotonic() + 5
+        while not fenced and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)  # further beats must not report it again
+    finally:
+        beat.close()
+    assert fenced == [claim]
+    claim.close()
 
 
 @pytest.mark.parametrize("code", [errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP])

@@ -63,7 +63,7 @@ def test_step_claims_runs_and_publishes_one_task(tmp_path, clock):
     store = make_round(tmp_path, {"a": 3})
     assert worker(tmp_path, clock).step() is StepResult.WORKED
     assert store.task_file(1, "a", "out").read_text() == "9"
-    assert listing(store) == ["SEALED", "a.in", "a.out"]
+    assert listing(store) == ["SEALED", "a.claim.1", "a.in", "a.out"]  # the claim stays as a record
     (journal,) = [n for n in os.listdir(store.round_dir(1)) if n.startswith(".journal.")]
     line = json.loads((store.round_dir(1) / journal).read_text())
     assert (line["task"], line["attempt"], line["kind"], line["outcome"]) == ("a", 1, "claim", "published")
@@ -89,7 +89,8 @@ def test_stale_claim_is_broken_recorded_and_redone(tmp_path, clock):
     clock.now += 10
     assert w.step() is StepResult.WORKED
     assert store.task_file(1, "a", "out").read_text() == "9"
-    assert not stale.exists()
+    assert stale.stat().st_mode & 0o777 == 0  # broken: kept, with no permissions left
+    assert store.task_file(1, "a", "claim", 2).exists()
     record = store.task_file(1, "a", "err", 1).read_text()
     assert "lease expired" in record and "elsewhere" in record
 
@@ -102,7 +103,7 @@ def test_busy_worker_redoes_a_dead_claim_before_pending_work(tmp_path, clock):
     clock.now += 10
     assert w.step() is StepResult.WORKED
     assert store.task_file(1, "dead", "out").read_text() == "1"
-    assert not stale.exists()
+    assert stale.stat().st_mode & 0o777 == 0
     assert len([n for n in os.listdir(store.round_dir(1)) if n.endswith(".out")]) == 2
 
 
@@ -130,10 +131,12 @@ def test_a_generation_used_since_the_listing_is_skipped(tmp_path, clock):
     store = make_round(tmp_path, {"t": 1})
     late = Spy(tmp_path, clock=clock)
     late._relist(1)  # the listing shows no claim and no error: it would try generation 1
-    write_replace(store.task_file(1, "t", "err", 1), b"error: boom\n")  # attempt 1 came and went
+    # Attempt 1 came and went: its claim stays, with its error record.
+    write_replace(store.task_file(1, "t", "claim", 1), b"host: elsewhere\n")
+    write_replace(store.task_file(1, "t", "err", 1), b"error: boom\n")
     assert late.step() is StepResult.WORKED
-    assert late.claims == ["t.claim.2"]
-    assert listing(store) == ["SEALED", "t.err.1", "t.in", "t.out"]
+    assert late.claims == ["t.claim.1", "t.claim.2"]
+    assert listing(store) == ["SEALED", "t.claim.1", "t.claim.2", "t.err.1", "t.in", "t.out"]
 
 
 def test_free_fcntl_lock_means_dead_holder_when_existence_is_not_the_lock(tmp_path, clock):
