@@ -1,7 +1,7 @@
 """Two-stage file creation: write under a unique temp name, then publish.
 
 Protocol:
-  1. create ``.tmp.<host>.<pid>.<random>`` in the *same directory* as the
+  1. create ``.tmp.<host>.<pid>.<random><n>`` in the *same directory* as the
      final name with ``O_CREAT|O_EXCL`` (so the temp name itself can never be
      shared with another writer, also after crashes and pid reuse on another
      host), write, flush and ``fsync``;
@@ -22,6 +22,7 @@ Files are created with mode 0666 filtered by the umask, like ``open()``.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import secrets
 from pathlib import Path
@@ -34,9 +35,28 @@ PathLike = Union[str, "os.PathLike[str]"]
 _HOST = safe_host()
 
 
+class _Unique:
+    """This process's temp-name stem: host, pid and a random token (new after fork)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.stem = f"{TEMP_PREFIX}{_HOST}.{os.getpid()}.{secrets.token_hex(4)}"
+        self.counter = itertools.count()
+
+
+_UNIQUE = _Unique()
+os.register_at_fork(after_in_child=_UNIQUE.reset)
+
+
 def temp_path(directory: PathLike) -> Path:
-    """A temp path in ``directory`` unique to this host, process and call."""
-    return Path(directory, f"{TEMP_PREFIX}{_HOST}.{os.getpid()}.{secrets.token_hex(6)}")
+    """A temp path in ``directory`` unique to this host, process and call.
+
+    No system call: the random token is drawn once per process (so a reused
+    pid, here or on another host, cannot repeat a name) and a counter follows.
+    """
+    return Path(directory, f"{_UNIQUE.stem}{next(_UNIQUE.counter):x}")
 
 
 def is_temp(name: str) -> bool:

@@ -2,11 +2,12 @@
 
 One pass (:meth:`Worker.step`) makes one listing of the current round
 directory (reusing it for a few seconds while it still yields pending tasks),
-tries the pending tasks in shuffled order until a claim wins, and runs that
-task.  With nothing pending, and also every ``lease_secs / 4`` while work is
-pending, it looks at claims that are stale, overdue or poisoned (see
-``_recovery``; one ``stat`` per running claim), so a dead worker's task is
-redone within about a lease.  It follows ``CLOSED`` markers to the next round
+walks the sorted pending tasks from a random point until a claim wins (one
+``open`` per try; a lost try jumps elsewhere, a run of them means a new
+listing), and runs that task.  Every ``lease_secs / 4``, busy or idle, it
+looks at claims that are stale, overdue or poisoned (see ``_recovery``; one
+``stat`` per running claim), so a dead worker's task is redone within about a
+lease; otherwise an idle pass is one listing.  It follows ``CLOSED`` markers to the next round
 and exits on ``STOP``, or after ``worker_max_idle_secs`` without work; idle
 polls back off with full jitter up to ``worker_idle_sleep_secs``.
 
@@ -41,11 +42,12 @@ from ._journal import Journal
 from ._lease import LeaseJudge
 from ._options import Options
 from ._owner import format_record, owner_facts, slurm_time_left
-from ._recovery import Recovery
+from ._recovery import LOCK_GRACE_SECS, Recovery
 from ._stopping import StopSwitch, WorkerInterrupted
 from ._store import RoundView, Store
 
 LISTING_REUSE_SECS = 5.0
+MISSES_BEFORE_RELIST = 4
 FIRST_IDLE_SLEEP_SECS = 0.05
 _log = logging.getLogger("fsmw.worker")
 
@@ -205,8 +207,9 @@ class Worker:
         number = self._round
         assert number is not None
         fresh = self._refresh_if_stale(number)
-        # Busy workers look at running claims too, every lease_secs / 4, so a dead
-        # worker's task is redone within about a lease even while work is pending.
+        # Busy and idle workers alike look at running claims every lease_secs / 4
+        # (one stat each), so a dead worker's task is redone within about a lease
+        # and an idle worker's poll is otherwise a single listing.
         found_claim = self._recover(number) if self._clock() >= self._next_judging else None
         if found_claim is None:
             found_claim = self._claim_pending(number)
@@ -217,13 +220,14 @@ class Worker:
             if self._view.closed:
                 self._closed_round, self._round = number, None
                 return self._find_round()
-            found_claim = self._recover(number)
-        if found_claim is None:
             return StepResult.IDLE
         return self._work(number, found_claim)
 
     def _recover(self, number: int):
-        self._next_judging = self._clock() + self.options.lease_secs / 4
+        every = self.options.lease_secs / 4
+        if not self.options.take_lockfile_existence_as_lock:
+            every = min(every, LOCK_GRACE_SECS)  # free locks tell of dead holders quickly
+        self._next_judging = self._clock() + every
         return self._recovery.find(self._view, self.store.round_dir(number), self._claim_fn(number))
 
     # -- rounds ---------------------------------------------------------------
@@ -262,14 +266,17 @@ class Worker:
     def _claim_pending(self, number: int) -> Optional[Claim]:
         # Workers walk the sorted pending tasks from random starting points; one
         # that runs into tasks another worker took (a lost claim) jumps to a new
-        # random point, so few claims are wasted on tasks someone else has done.
-        queue = self._queue
-        while queue:
+        # random point.  After MISSES_BEFORE_RELIST lost claims in a row most of
+        # the queue is likely taken: a fresh listing is cheaper than more misses.
+        queue, misses = self._queue, 0
+        while queue and misses < MISSES_BEFORE_RELIST:
             task = queue.popleft()
             won = self._claim(number, task, self._view.next_gen(task), recheck=False)
             if won is not None:
                 return won
+            misses += 1
             queue.rotate(random.randrange(len(queue) or 1))
+        queue.clear()
         return None
 
     def _claim_fn(self, number: int) -> Callable[[str, int], Optional[Claim]]:
