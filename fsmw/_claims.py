@@ -1,25 +1,27 @@
 """Claims: one lock file per task attempt, held with a heartbeat and fenced.
 
 Protocol:
-  * A claim is the file ``<task>.claim.<g>`` created with ``O_CREAT|O_EXCL``:
-    of all processes that try generation ``g`` exactly one succeeds, on a local
-    disk and on NFSv3+/GlusterFS alike.  The winner writes its owner facts
-    into it (``cat`` shows who works on what) and, where the file system
-    supports it, holds an fcntl write lock on it for as long as it works.
-  * A claim file stays when its attempt ends (published, failed or broken):
-    it is the record that generation ``g`` was used, so a worker acting on an
-    old listing that tries ``g`` again simply loses the O_EXCL create, and no
-    re-check of the task's other files is needed after a win.  Only an
-    interrupted holder removes its claim, to give the task back at once.
+  * A claim is the name ``<task>.claim.<g>``; of all processes that try to
+    create generation ``g`` exactly one succeeds, on a local disk and on
+    NFSv3+/GlusterFS alike.  A worker claims by ``link``-ing its token (see
+    :class:`Token`: one inode per worker and round, holding its owner facts
+    and its fcntl lock) to that name, which fails with EEXIST for all but
+    one, like an O_CREAT|O_EXCL create, but allocates no inode per task.
+  * A claim stays when its attempt ends (published, failed or broken): it is
+    the record that generation ``g`` was used, so a worker acting on an old
+    listing that tries ``g`` again simply loses, and no re-check of the
+    task's other files is needed after a win.  Only an interrupted holder
+    removes its claim, to give the task back at once.
   * Breaking a stale claim and starting a backup copy both mean winning the
-    next generation after every one the judge's listing shows; the old file is
-    never renamed or re-created, so two breakers can never both win.
-  * A judge breaks a claim by clearing its permission bits (``chmod 000``,
-    :func:`break_claim`).  The holder touches its claim (``futimens`` on its
-    own descriptor) every ``lease_secs / 5`` from one heartbeat thread per
-    worker, and before every heartbeat and before publishing it looks at its
-    own descriptor (one ``fstat``): a broken claim means it is *fenced*, stops
-    heartbeating and never publishes nor removes the file.
+    next generation after every one the judge's listing shows, so two
+    breakers can never both win.  The judge then renames a record of the
+    break over the stale name (:func:`break_claim`): the name never goes
+    missing, and it now points at another inode.
+  * The holder touches its token (``futimens`` on its own descriptor) every
+    ``lease_secs / 5`` from one heartbeat thread per worker while it holds a
+    claim.  Before every heartbeat and before publishing it checks that the
+    name still points at its inode (one ``stat``); if not, it is *fenced*: it
+    stops heartbeating and never publishes nor removes the name.
   * fcntl is used as a witness, not as the mutual exclusion (the O_EXCL create
     is that).  An fcntl error other than "busy" (ENOLCK on NFS without lockd,
     ENOSYS/EOPNOTSUPP on Lustre without ``flock``) is logged once per process
@@ -35,19 +37,22 @@ import errno
 import fcntl
 import logging
 import os
+import secrets
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
-from ._atomic import unlink_quietly
-from ._owner import host_name
+from ._atomic import unlink_quietly, write_temp
+from ._owner import format_record, host_name, safe_host
 
 log = logging.getLogger("fsmw.claims")
 
 _BUSY = frozenset((errno.EACCES, errno.EAGAIN))
 _GONE = frozenset((errno.ENOENT, errno.ESTALE))
 _BAD_FD = frozenset((errno.EBADFD, errno.EBADF))
+TOKEN_PREFIX = ".worker."
 _locks_broken_reported = False
 _locks_supported = True
 
@@ -68,44 +73,39 @@ def _lock_unsupported(path: Path, exc: OSError) -> None:
 
 
 class Claim:
-    """A claim this process holds (see :func:`try_claim`)."""
+    """A claim this process holds: the name ``path`` linked to the inode ``ino``.
 
-    def __init__(self, path: Path, fd: int, task: str, gen: int) -> None:
+    ``fd`` is an open descriptor of that inode (for heartbeats and the fcntl
+    witness); ``own_fd`` says whether the claim closes it (a claim won by
+    :func:`try_claim`) or a :class:`Token` does.
+    """
+
+    def __init__(self, path: Path, ino: int, fd: int, task: str, gen: int, own_fd: bool) -> None:
         self.path = path
+        self.ino = ino
         self.fd = fd
         self.task = task
         self.gen = gen
         self.fenced = False
         self.kind = "claim"  # or "break" / "backup": how it was won (for the journal)
+        self._own_fd = own_fd
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Claim({self.path.name!r}, fenced={self.fenced})"
 
     def still_mine(self) -> bool:
-        """False once a judge broke the claim (see :func:`break_claim`); one ``fstat``."""
+        """False once the name no longer points at our inode (broken); one ``stat``."""
         if self.fenced:
             return False
         try:
-            st = os.fstat(self.fd)
-        except OSError as exc:
-            if exc.errno not in _BAD_FD:
-                raise
-            st = self._stat_by_name()  # see touch
-            if st is None:
+            if os.stat(self.path).st_ino != self.ino:
                 self.fenced = True
-                return False
-        if is_broken(st):
-            self.fenced = True
-        return not self.fenced
-
-    def _stat_by_name(self) -> Optional[os.stat_result]:
-        try:
-            return os.stat(self.path)
         except OSError as exc:
             if exc.errno not in _GONE:
                 raise
-            return None
+            self.fenced = True
+        return not self.fenced
 
     def touch(self) -> bool:
         """Heartbeat: refresh the claim's mtime; False once fenced."""
@@ -127,9 +127,9 @@ class Claim:
             return not self.fenced
 
     def close(self) -> None:
-        """The attempt has ended (published, failed or discarded): keep the file, drop the fd.
+        """The attempt has ended (published, failed or discarded): keep the name.
 
-        The claim file stays as the record that this generation was used, so a
+        The claim stays as the record that this generation was used, so a
         worker acting on an old listing cannot win it again.
         """
         with self._lock:
@@ -138,11 +138,10 @@ class Claim:
     def release(self) -> bool:
         """Give the task back (an interrupted attempt): remove the claim if still ours.
 
-        The file is unlinked *before* it is closed: closing first would drop the
-        fcntl lock while the file still exists, and a judge trusting locks
-        (``take_lockfile_existence_as_lock=False``) could take that for a dead
-        holder.  On NFS this leaves a ``.nfs*`` file for the instant between
-        the two calls; scans ignore it (it starts with a dot).
+        The name is unlinked *before* the descriptor is closed: closing first
+        would drop the fcntl lock while the claim still exists, and a judge
+        trusting locks (``take_lockfile_existence_as_lock=False``) could take
+        that for a dead holder.
         """
         with self._lock:
             removed = False
@@ -153,35 +152,110 @@ class Claim:
             return removed
 
     def _close(self) -> None:
-        if self.fd >= 0:
+        if self.fd >= 0 and self._own_fd:
             os.close(self.fd)  # drops the fcntl lock
+        self.fd = -1
+
+
+class Token:
+    """A worker's claim token in one round directory: the inode its claims link to.
+
+    ``.worker.<host>.<pid>.<hex>`` holds the worker's owner facts and, where
+    fcntl works, the worker's write lock for as long as it lives.  Claiming a
+    task is ``link(token, <task>.claim.<g>)``: exclusive like an O_EXCL
+    create (EEXIST for all but one), but no new inode per task.  Before each
+    link the current task, attempt and start time are written over the
+    record (one ``pwrite``), so ``cat`` on a running claim tells who runs what
+    since when.  A new token is started every ``MAX_LINKS`` claims (file
+    systems limit link counts).  The token's name is removed when the worker
+    leaves the round; its claims keep the inode.
+    """
+
+    MAX_LINKS = 1000
+    RECORD_SIZE = 1024
+
+    def __init__(self, directory: Path, facts: Mapping[str, object]) -> None:
+        self._dir = directory
+        self._facts = dict(facts)
+        self.fd = -1
+        self._open()
+
+    def _open(self) -> None:
+        self.path = self._dir / f"{TOKEN_PREFIX}{safe_host()}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            self._write(fd, "", 0)
+            if _locks_supported:
+                _lock(fd, self.path)
+            self.ino = os.fstat(fd).st_ino
+        except BaseException:
+            os.close(fd)
+            unlink_quietly(self.path)
+            raise
+        self.fd, self.links = fd, 1
+
+    def _write(self, fd: int, task: str, gen: int) -> None:
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds") if task else ""
+        record = format_record(dict(task=task, attempt=gen, **self._facts, started=started))
+        os.pwrite(fd, record.ljust(self.RECORD_SIZE - 1)[:self.RECORD_SIZE - 1] + b"\n", 0)
+
+    def claim(self, path: Path, task: str, gen: int) -> Optional[Claim]:
+        """Try to win claim ``path``; None if another process has this generation."""
+        if self.links >= self.MAX_LINKS:
+            self.rotate()
+        self._write(self.fd, task, gen)
+        try:
+            os.link(self.path, path)
+        except FileExistsError:
+            if not self._linked_anyway(path):
+                return None
+        except OSError as exc:
+            if exc.errno != errno.EMLINK or self.links <= 1:
+                raise
+            self.rotate()  # the file system's link limit is lower than MAX_LINKS
+            return self.claim(path, task, gen)
+        self.links += 1
+        return Claim(path, self.ino, self.fd, task, gen, own_fd=False)
+
+    def _linked_anyway(self, path: Path) -> bool:
+        # NFS: a retransmitted LINK can report EEXIST although it succeeded.
+        try:
+            return os.stat(path).st_ino == self.ino
+        except OSError:
+            return False
+
+    def rotate(self) -> None:
+        self.close()
+        self._open()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            unlink_quietly(self.path)  # before closing: see Claim.release
+            os.close(self.fd)
             self.fd = -1
 
 
-def is_broken(st: os.stat_result) -> bool:
-    """True for a claim a judge has broken (no permission bits left, or unlinked)."""
-    return st.st_mode & 0o777 == 0 or st.st_nlink == 0
+def break_claim(path: Path, record: bytes) -> None:
+    """Fence the holder of claim ``path``: put a record of the break in its place.
 
-
-def break_claim(path: Path) -> None:
-    """Fence the holder of claim ``path``: clear its permission bits (``chmod 000``).
-
-    The file stays, so its generation can never be won again by anyone acting
-    on an old listing; its holder sees the mode on its next ``fstat`` and
-    never publishes.  If the claim belongs to another user (chmod is refused),
-    it is removed instead, which its holder sees as a link count of 0.
+    ``rename`` over the name is atomic: the name never goes missing, so its
+    generation can never be won again by anyone acting on an old listing,
+    and the holder's next look at the name (:meth:`Claim.still_mine`) finds
+    another inode and never publishes.
     """
+    tmp = write_temp(path.parent, record, fsync=False)
     try:
-        os.chmod(path, 0)
-    except PermissionError:
-        unlink_quietly(path)
-    except OSError as exc:
-        if exc.errno not in _GONE:
-            raise
+        os.rename(tmp, path)
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
 
 
 def try_claim(path: Path, task: str, gen: int, owner: bytes, use_fcntl: bool = True) -> Optional[Claim]:
-    """Try to win claim ``path`` (generation ``gen`` of ``task``).
+    """Win claim ``path`` by creating it (O_EXCL) with ``owner`` facts in it.
+
+    For one-off claims (``fsmw requeue``, tests); workers claim through a
+    :class:`Token`.
 
     Returns:
         The :class:`Claim`, or ``None`` if another process has this generation.
@@ -194,7 +268,7 @@ def try_claim(path: Path, task: str, gen: int, owner: bytes, use_fcntl: bool = T
         os.write(fd, owner)
         if use_fcntl and _locks_supported:
             _lock(fd, path)
-        return Claim(path, fd, task, gen)
+        return Claim(path, os.fstat(fd).st_ino, fd, task, gen, own_fd=True)
     except BaseException:
         os.close(fd)
         unlink_quietly(path)

@@ -4,8 +4,9 @@ Protocol per round k:
   1. ``mkdir round-k`` (never reused: a late file of round k can never satisfy
      round k+1), then ``create_input_files()`` writes each input two-stage
      (temp, fsync, rename), then the ``SEALED`` marker;
-  2. poll with one listing of ``round-k`` per pass, backing off up to
-     ``master_idle_sleep_secs``; a task is done when ``<task>.out`` exists and
+  2. poll with one listing of ``round-k`` per pass (parsing only the names
+     that changed since the last one), every 0.02 s while results arrive and
+     backing off up to ``master_idle_sleep_secs`` while none do; a task is done when ``<task>.out`` exists and
      failed when ``<task>.failed`` does (the master marks it itself if
      ``max_attempts`` error records exist and nobody holds a claim);
   3. ``process_output_files(outputs)``; if it returns True, make round k+1,
@@ -37,9 +38,11 @@ from ._owner import format_record, owner_facts
 from ._recovery import last_error
 from ._records import write_failed
 from ._claims import read_text
-from ._store import RoundView, Store
+from ._store import RoundTracker, RoundView, Store
 
 _log = logging.getLogger("fsmw.master")
+OUT_SUFFIX = "." + names.OUT
+OUT_LEN = len(OUT_SUFFIX)
 
 
 class Stopped(StoreError):
@@ -98,6 +101,8 @@ class Master:
         self.round = 0
         self._tasks: Set[str] = set()
         self._view = RoundView()
+        self._tracker = RoundTracker()
+        self._done: Set[str] = set()
         self._summary = Summary()
         self._rounds_run: List[int] = []
         self._temps: Dict[str, float] = {}  # temp name -> when this master first saw it
@@ -175,13 +180,16 @@ class Master:
         Raises:
             Stopped: someone wrote the stop file (``fsmw stop``) during the round.
         """
-        view = self.store.scan(self.round)
-        self._view = view
+        came = self._tracker.update(self.store.listing(self.round))
+        view = self._view = self._tracker.view
         now = self._clock()
-        self._temps = {name: self._temps.get(name, now) for name in view.temps}
+        if view.temps or self._temps:
+            self._temps = {name: self._temps.get(name, now) for name in view.temps}
         self._mark_poisoned(view)
-        done = len(self._tasks & view.outputs)
-        failed = len((self._tasks & view.failed) - view.outputs)
+        self._done.update(t for t in (n[:-OUT_LEN] for n in came if n.endswith(OUT_SUFFIX))
+                          if t in self._tasks)
+        done = len(self._done)
+        failed = len((self._tasks & view.failed) - view.outputs) if view.failed else 0
         complete = done + failed == len(self._tasks)
         self._progress(done, failed, complete)
         if not complete and self.store.stop_file.exists():
@@ -190,6 +198,7 @@ class Master:
 
     def _begin_round(self, number: int) -> None:
         self.round, self._tasks = number, set()
+        self._tracker, self._done = RoundTracker(), set()
         self._bar.start_round(number)
         self._rounds_run.append(number)
         try:
@@ -203,10 +212,19 @@ class Master:
         self.log.info("round %d: %d tasks", number, len(self._tasks))
 
     def _wait_for_round(self) -> None:
-        pause = FIRST_POLL_SECS
-        while not self.step():
-            self._sleep(random.uniform(pause / 2, pause))
-            pause = min(pause * 2, self.options.master_idle_sleep_secs)
+        # Poll quickly while results arrive, back off up to master_idle_sleep_secs
+        # while none do, and never spend more than about a third of the time polling.
+        pause, seen = FIRST_POLL_SECS, -1
+        while True:
+            started = self._clock()
+            if self.step():
+                break
+            cost = self._clock() - started
+            finished = len(self._done) + len(self._view.failed)
+            pause = FIRST_POLL_SECS if finished != seen else \
+                min(pause * 2, self.options.master_idle_sleep_secs)
+            seen = finished
+            self._sleep(max(random.uniform(pause / 2, pause), 2 * cost))
         self._tally()
 
     def _tally(self) -> None:

@@ -9,8 +9,8 @@ unfinished tasks, one ``stat`` each, and feeds them to its
   is free after a short grace) is *broken*: the judge wins generation
   after every one its listing shows, with O_EXCL (only the newest live
   generation ``g`` of a task is ever judged), writes an error record for the
-  lost attempt, breaks the stale claim (``chmod 000``, fencing its holder) and
-  runs the task itself;
+  lost attempt, breaks the stale claim (a record renamed over it, fencing its
+  holder) and runs the task itself;
 * once the round is sealed and at most ``lockfile_timeout_threshold`` of it is
   unfinished, a task running longer than expected with no backup yet gets a
   backup copy: the judge wins the next generation and leaves the original
@@ -36,7 +36,7 @@ from . import _names as names
 from ._claims import Claim, break_claim, holder_gone, read_text
 from ._lease import LeaseJudge
 from ._options import Options
-from ._owner import parse_record
+from ._owner import format_record, parse_record
 from ._records import count_errors, error_line, write_error, write_failed
 from ._store import RoundView
 
@@ -142,7 +142,7 @@ class Recovery:
                                                  ("host", "pid", "worker_id", "job_id", "started")},
                      broken_by=f"{self._facts['host']}/{self._facts['pid']}", error=error)
         record = write_error(round_dir, task, gen, facts)
-        break_claim(stale)
+        break_claim(stale, format_record(dict(broken_by=facts["broken_by"], error=error)))
         errors = count_errors(round_dir, task, gen)
         self._log.warning("task %s: broke stale claim (%s)", task, error)
         if errors >= self._options.max_attempts:

@@ -28,7 +28,7 @@ from typing import List, Optional, Tuple
 
 from . import _names as names
 from ._atomic import unlink_quietly, write_replace
-from ._claims import read_text, try_claim
+from ._claims import break_claim, read_text, try_claim
 from ._inspect import check_store, fs_now, round_state
 from ._owner import format_record, owner_facts, parse_record
 from ._records import write_error
@@ -90,22 +90,23 @@ def _requeue_stale(store: Store, rounds: List[int], lease: float, dry_run: bool)
     now, _ = fs_now(store)
     watched = {}
     for number in rounds:
-        for run in round_state(store, number, now).running:
+        state = round_state(store, number, now)
+        for run in state.running:
             path = store.task_file(number, run.task, names.CLAIM, run.attempt)
             key = _heartbeat(path)
             if key is not None:
-                watched[path] = (number, run, key)
+                watched[path] = (number, run, key, state.view.next_gen(run.task))
     if not watched:
         return 0
     print(f"watching {len(watched)} running claim(s) for {lease:.0f} s ...", flush=True)
     time.sleep(lease)
     count = 0
-    for path, (number, run, key) in sorted(watched.items()):
+    for path, (number, run, key, next_gen) in sorted(watched.items()):
         if _heartbeat(path) != key:
             continue  # it moved (alive) or is gone (finished, released, broken)
         print(f"round {number} {run.task}: claim {run.attempt} silent for {lease:.0f} s "
               f"(worker {run.worker_id}@{run.host}) -> pending")
-        if dry_run or _break(store.round_dir(number), run.task, run.attempt, lease):
+        if dry_run or _break(store.round_dir(number), run.task, run.attempt, next_gen, lease):
             count += 1
     return count
 
@@ -118,10 +119,10 @@ def _heartbeat(path: Path) -> Optional[Tuple[int, int, int]]:
     return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _break(round_dir: Path, task: str, gen: int, age: float) -> bool:
+def _break(round_dir: Path, task: str, gen: int, next_gen: int, age: float) -> bool:
     facts = owner_facts("fsmw requeue", None)
-    won = try_claim(round_dir / names.file_name(task, names.CLAIM, gen + 1), task, gen + 1,
-                    format_record(dict(task=task, attempt=gen + 1, **facts)))
+    won = try_claim(round_dir / names.file_name(task, names.CLAIM, next_gen), task, next_gen,
+                    format_record(dict(task=task, attempt=next_gen, **facts)))
     if won is None:
         return False  # someone else is breaking or took it: leave it to them
     stale = round_dir / names.file_name(task, names.CLAIM, gen)
@@ -129,7 +130,7 @@ def _break(round_dir: Path, task: str, gen: int, age: float) -> bool:
     error = f"lease expired: claim {stale.name} silent for {age:.0f} s (requeued by fsmw requeue)"
     write_error(round_dir, task, gen, dict(task=task, attempt=gen, host=owner.get("host", "?"),
                                            pid=owner.get("pid", "?"), error=error))
-    unlink_quietly(stale)
+    break_claim(stale, format_record(dict(broken_by="fsmw requeue", error=error)))
     won.release()
     return True
 

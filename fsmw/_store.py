@@ -20,7 +20,7 @@ import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Set, Union
+from typing import Dict, Iterable, List, Optional, Set, Union
 
 from . import _names as names
 from ._atomic import is_temp
@@ -87,33 +87,69 @@ class RoundView:
         return len(self.inputs - self.outputs - self.failed)
 
 
-def scan_names(entries: List[str]) -> RoundView:
+def scan_names(entries: Iterable[str]) -> RoundView:
     """Build a :class:`RoundView` from the names in one directory listing."""
     view = RoundView()
     for name in entries:
-        entry = names.parse(name)
-        if entry is None:
-            if is_temp(name):
-                view.temps.append(name)
-            elif name == names.SEALED:
-                view.sealed = True
-            elif name == names.CLOSED:
-                view.closed = True
-            continue
-        task, kind, gen = entry
-        if kind == names.IN:
-            view.inputs.add(task)
-        elif kind == names.OUT:
-            view.outputs.add(task)
-        elif kind == names.CLAIM:
-            view.claims.setdefault(task, []).append(gen)  # type: ignore[arg-type]
-        elif kind == names.ERR:
-            view.errors.setdefault(task, []).append(gen)  # type: ignore[arg-type]
-        elif kind == names.FAILED:
-            view.failed.add(task)
-        else:
-            view.duplicates += 1
+        _apply(view, name, True)
     return view
+
+
+def _apply(view: RoundView, name: str, add: bool) -> None:
+    """Add ``name`` to ``view`` (or take it out: ``add`` False)."""
+    entry = names.parse(name)
+    if entry is None:
+        if is_temp(name):
+            if add:
+                view.temps.append(name)
+            elif name in view.temps:
+                view.temps.remove(name)
+        elif name == names.SEALED:
+            view.sealed = add
+        elif name == names.CLOSED:
+            view.closed = add
+        return
+    task, kind, gen = entry
+    if kind in (names.IN, names.OUT, names.FAILED):
+        group = view.inputs if kind == names.IN else view.outputs if kind == names.OUT else view.failed
+        if add:
+            group.add(task)
+        else:
+            group.discard(task)
+    elif kind in (names.CLAIM, names.ERR):
+        gens = view.claims if kind == names.CLAIM else view.errors
+        if add:
+            gens.setdefault(task, []).append(gen)  # type: ignore[arg-type]
+        elif gen in gens.get(task, ()):
+            gens[task].remove(gen)  # type: ignore[arg-type]
+            if not gens[task]:
+                del gens[task]
+    else:
+        view.duplicates += 1 if add else -1
+
+
+class RoundTracker:
+    """Keeps a :class:`RoundView` of one directory up to date from successive listings.
+
+    Each :meth:`update` parses only the names that came or went since the
+    previous listing, so polling a round of N tasks costs one listing plus
+    work proportional to what changed, not N name parses.
+    """
+
+    def __init__(self) -> None:
+        self.view = RoundView()
+        self._names: Set[str] = set()
+
+    def update(self, entries: Iterable[str]) -> Set[str]:
+        """Apply a new listing; return the names that are new since the last one."""
+        current = set(entries)
+        came, went = current - self._names, self._names - current
+        for name in went:
+            _apply(self.view, name, False)
+        for name in came:
+            _apply(self.view, name, True)
+        self._names = current
+        return came
 
 
 class Store:

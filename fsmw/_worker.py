@@ -30,18 +30,17 @@ import os
 import random
 import time
 from collections import deque
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Deque, Optional, Union
 
 from . import _names as names
 from ._attempt import Attempt, Outcome, scratch_dir
-from ._claims import Claim, Heartbeat, try_claim
+from ._claims import Claim, Heartbeat, Token
 from ._errors import FsmwError, StoreError
 from ._journal import Journal
 from ._lease import LeaseJudge
 from ._options import Options
-from ._owner import format_record, owner_facts, slurm_time_left
+from ._owner import owner_facts, slurm_time_left
 from ._recovery import LOCK_GRACE_SECS, Recovery
 from ._stopping import StopSwitch, WorkerInterrupted
 from ._store import RoundView, Store
@@ -104,6 +103,8 @@ class Worker:
         self.tasks_done = 0
         self._journal = Journal(self._facts)
         self._heartbeat = Heartbeat(self.options.heartbeat_secs, self._fenced)
+        self._token: Optional[Token] = None
+        self._token_round = 0
         walltime = self.options.walltime_secs
         if walltime is None:
             walltime = slurm_time_left()
@@ -130,6 +131,7 @@ class Worker:
                 return ExitCode.ERROR
             finally:
                 self._heartbeat.close()
+                self._close_token()
                 self._journal.close()
                 self._scratch = None
 
@@ -293,14 +295,24 @@ class Worker:
         (``recheck``) look once more whether the task finished meanwhile.
         """
         path = self.store.task_file(number, task, names.CLAIM, gen)
-        owner = format_record(dict(task=task, attempt=gen, **self._facts,
-                                   started=datetime.now(timezone.utc).isoformat(timespec="seconds")))
-        won = try_claim(path, task, gen, owner, use_fcntl=True)
-        if won is not None and recheck and any(
-                os.path.lexists(self.store.task_file(number, task, kind)) for kind in (names.OUT, names.FAILED)):
+        won = self._token_in(number).claim(path, task, gen)
+        if won is not None and recheck and any(os.path.lexists(self.store.task_file(number, task, kind))
+                                               for kind in (names.OUT, names.FAILED)):
             won.close()
             return None
         return won
+
+    def _token_in(self, number: int) -> Token:
+        if self._token is None or self._token_round != number:
+            self._close_token()
+            self._token = Token(self.store.round_dir(number), self._facts)
+            self._token_round = number
+        return self._token
+
+    def _close_token(self) -> None:
+        if self._token is not None:
+            self._token.close()
+            self._token = None
 
     def _work(self, number: int, claim: Claim) -> StepResult:
         attempt = Attempt(self.options, self._facts, self.log, self._call_user, self._scratch,

@@ -3,7 +3,6 @@
 import errno
 import fcntl
 import os
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -20,12 +19,14 @@ def locks_on(monkeypatch):
 
 
 def _race(path):
-    claim = _claims.try_claim(path, "t", 1, b"owner")
-    if claim is None:
-        return 0
+    token = _claims.Token(path.parent, {"host": "h"})
+    claim = token.claim(path, "t", 1)
+    won = 0 if claim is None else 1
     time.sleep(0.05)
-    claim.release()
-    return 1
+    if claim is not None:
+        claim.release()
+    token.close()
+    return won
 
 
 def _probe(path):
@@ -43,18 +44,50 @@ def test_exactly_one_of_many_processes_wins_a_generation(tmp_path):
     with ProcessPoolExecutor(8) as pool:
         wins = list(pool.map(_race, [path] * 8))
     assert sum(wins) == 1
-    assert not path.exists()
+    assert os.listdir(tmp_path) == []  # released claims and closed tokens leave nothing
 
 
-def test_claim_records_its_owner_and_is_locked(tmp_path):
-    path = tmp_path / "t.claim.2"
-    claim = _claims.try_claim(path, "t", 2, b"host: h\npid: 1\n")
-    assert probe_elsewhere(path) is False
+def test_token_claims_link_one_inode_that_tells_the_owner_and_is_locked(tmp_path):
+    token = _claims.Token(tmp_path, {"host": "h", "pid": 1})
+    first = token.claim(tmp_path / "a.claim.1", "a", 1)
+    first.close()
+    second = token.claim(tmp_path / "b.claim.3", "b", 3)
+    assert first.ino == second.ino == os.stat(tmp_path / "a.claim.1").st_ino  # no inode per task
+    assert probe_elsewhere(tmp_path / "b.claim.3") is False
     # Reading it from this process would drop our own fcntl lock (POSIX rule),
     # which is why the worker never opens its own claim a second time.
-    assert parse_record(path.read_bytes())["host"] == "h"
-    claim.release()
-    assert not path.exists()
+    facts = parse_record((tmp_path / "b.claim.3").read_bytes())
+    assert (facts["host"], facts["task"], facts["attempt"]) == ("h", "b", "3") and facts["started"]
+    token.close()
+    assert probe_elsewhere(tmp_path / "b.claim.3") is True  # a dead worker's claims are unlocked
+    assert sorted(os.listdir(tmp_path)) == ["a.claim.1", "b.claim.3"]
+
+
+def test_a_lost_generation_returns_none_and_an_nfs_retransmitted_win_counts(tmp_path, monkeypatch):
+    token = _claims.Token(tmp_path, {})
+    _claims.try_claim(tmp_path / "t.claim.1", "t", 1, b"other").close()
+    assert token.claim(tmp_path / "t.claim.1", "t", 1) is None
+    real_link = os.link
+
+    def link_then_eexist(src, dst):  # the reply to a LINK that did happen got lost
+        real_link(src, dst)
+        raise FileExistsError(errno.EEXIST, "File exists")
+
+    monkeypatch.setattr(os, "link", link_then_eexist)
+    assert token.claim(tmp_path / "t.claim.2", "t", 2) is not None
+    token.close()
+
+
+def test_token_rotates_before_the_link_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(_claims.Token, "MAX_LINKS", 3)
+    token = _claims.Token(tmp_path, {})
+    claims = [token.claim(tmp_path / f"t{i}.claim.1", f"t{i}", 1) for i in range(5)]
+    # The token's own name counts as a link: two claims per token, then a new one.
+    assert [c.ino for c in claims].count(claims[0].ino) == 2
+    assert len({c.ino for c in claims}) == 3
+    assert os.stat(tmp_path / "t0.claim.1").st_nlink == 2  # the retired token's name is gone
+    token.close()
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
 
 
 def test_holder_gone_when_the_lock_is_free(tmp_path):
@@ -63,17 +96,19 @@ def test_holder_gone_when_the_lock_is_free(tmp_path):
     assert _claims.holder_gone(path) is True
 
 
-def test_broken_claim_fences_its_holder_and_stays(tmp_path):
+def test_broken_claim_fences_its_holder_and_its_name_stays(tmp_path):
+    token = _claims.Token(tmp_path, {})
     path = tmp_path / "t.claim.1"
-    claim = _claims.try_claim(path, "t", 1, b"")
+    claim = token.claim(path, "t", 1)
     assert claim.still_mine()
-    _claims.break_claim(path)
+    _claims.break_claim(path, b"broken_by: judge\n")
     assert claim.touch() is False
     assert claim.fenced
     assert claim.release() is False
-    assert path.exists() and path.stat().st_mode & 0o777 == 0
+    assert path.read_bytes() == b"broken_by: judge\n"
     # The generation stays used: nobody can win it again from an old listing.
-    assert _claims.try_claim(path, "t", 1, b"") is None
+    assert token.claim(path, "t", 1) is None
+    token.close()
 
 
 def test_removed_claim_fences_its_holder(tmp_path):
@@ -86,7 +121,7 @@ def test_removed_claim_fences_its_holder(tmp_path):
     assert path.read_bytes() == b"someone else"
 
 
-def test_close_keeps_the_claim_file_and_release_removes_it(tmp_path):
+def test_close_keeps_the_claim_and_release_removes_it(tmp_path):
     kept, released = tmp_path / "a.claim.1", tmp_path / "b.claim.1"
     _claims.try_claim(kept, "a", 1, b"").close()
     assert kept.exists() and probe_elsewhere(kept) is True  # lock gone with the fd
@@ -124,7 +159,7 @@ def test_heartbeat_reports_fencing_once(tmp_path):
     path = tmp_path / "t.claim.1"
     claim = _claims.try_claim(path, "t", 1, b"")
     fenced = []
-    _claims.break_claim(path)
+    _claims.break_claim(path, b"broken\n")
     beat = _beating(claim, 0.01, fenced.append)
     try:
         deadline = time.monotonic() + 5

@@ -1,7 +1,7 @@
 """fsmw through its public API (fsmw.Master / fsmw.Worker), one round of N tasks.
 
-Fast options: worker_idle_sleep_secs=0.01, master_idle_sleep_secs=0.01,
-progress=False; fsync on or off (--fsync).  Workers exit on STOP.
+Default options except progress=False; fsync on or off (--fsync).  Workers
+exit on STOP.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 import fsmw  # noqa: E402
-
-IDLE = 0.01
 
 
 def read(path) -> bytes:
@@ -73,8 +71,7 @@ def main() -> None:
     a = common.parse()
     store = os.path.join(a.dir, "store")
     if a.role == "worker":
-        w = SquareWorker(store, a.arg, common.FirstClaim(a.dir, a.arg), fsync=bool(a.fsync),
-                         worker_idle_sleep_secs=IDLE)
+        w = SquareWorker(store, a.arg, common.FirstClaim(a.dir, a.arg), fsync=bool(a.fsync))
         common.worker_handshake()
         sys.exit(w.run())
     common.install_cleanup()
@@ -82,8 +79,7 @@ def main() -> None:
     common.wait_ready(procs)
     if a.mode == "throughput":
         common.go(procs)
-    m = SquareMaster(store, a.arg, a.mode, procs, fsync=bool(a.fsync),
-                     master_idle_sleep_secs=IDLE, progress=False)
+    m = SquareMaster(store, a.arg, a.mode, procs, fsync=bool(a.fsync), progress=False)
     summary = m.run()
     err = m.error
     if err is None and (summary.done != a.arg or summary.failed):
