@@ -123,7 +123,7 @@ class Attempt:
             # belongs to someone else now; never publish on a lost claim.
             unlink_quietly(store_tmp)
             return self._discard(round_dir, claim, "our claim was broken meanwhile")
-        final = round_dir / names.file_name(claim.task, names.OUT)
+        final = f"{round_dir}/{claim.task}.{names.OUT}"
         try:
             won = publish(store_tmp, final)
         except FileNotFoundError:

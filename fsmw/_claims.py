@@ -42,7 +42,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Union
 
 from ._atomic import unlink_quietly, write_temp
 from ._owner import format_record, host_name, safe_host
@@ -62,13 +62,13 @@ def locks_supported() -> bool:
     return _locks_supported
 
 
-def _lock_unsupported(path: Path, exc: OSError) -> None:
+def _lock_unsupported(path: Union[str, Path], exc: OSError) -> None:
     global _locks_broken_reported, _locks_supported
     _locks_supported = False
     if not _locks_broken_reported:
         _locks_broken_reported = True
         log.warning("%s/%d: fcntl locks do not work on %s (%s); fsmw carries on with lock "
-                    "files and leases only", host_name(), os.getpid(), path.parent,
+                    "files and leases only", host_name(), os.getpid(), os.path.dirname(path),
                     os.strerror(exc.errno or 0))
 
 
@@ -80,8 +80,9 @@ class Claim:
     :func:`try_claim`) or a :class:`Token` does.
     """
 
-    def __init__(self, path: Path, ino: int, fd: int, task: str, gen: int, own_fd: bool) -> None:
-        self.path = path
+    def __init__(self, path: Union[str, Path], ino: int, fd: int, task: str, gen: int,
+                 own_fd: bool) -> None:
+        self.path = os.fspath(path)
         self.ino = ino
         self.fd = fd
         self.task = task
@@ -92,7 +93,11 @@ class Claim:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"Claim({self.path.name!r}, fenced={self.fenced})"
+        return f"Claim({self.name!r}, fenced={self.fenced})"
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
 
     def still_mine(self) -> bool:
         """False once the name no longer points at our inode (broken); one ``stat``."""
@@ -174,14 +179,14 @@ class Token:
     MAX_LINKS = 1000
     RECORD_SIZE = 1024
 
-    def __init__(self, directory: Path, facts: Mapping[str, object]) -> None:
+    def __init__(self, directory: Union[str, Path], facts: Mapping[str, object]) -> None:
         self._dir = directory
-        self._facts = dict(facts)
+        self._facts = format_record(facts)  # rendered once
         self.fd = -1
         self._open()
 
     def _open(self) -> None:
-        self.path = self._dir / f"{TOKEN_PREFIX}{safe_host()}.{os.getpid()}.{secrets.token_hex(4)}"
+        self.path = f"{self._dir}/{TOKEN_PREFIX}{safe_host()}.{os.getpid()}.{secrets.token_hex(4)}"
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
             self._write(fd, "", 0)
@@ -196,10 +201,11 @@ class Token:
 
     def _write(self, fd: int, task: str, gen: int) -> None:
         started = datetime.now(timezone.utc).isoformat(timespec="seconds") if task else ""
-        record = format_record(dict(task=task, attempt=gen, **self._facts, started=started))
+        record = b"".join((format_record(dict(task=task, attempt=gen)), self._facts,
+                           format_record(dict(started=started))))
         os.pwrite(fd, record.ljust(self.RECORD_SIZE - 1)[:self.RECORD_SIZE - 1] + b"\n", 0)
 
-    def claim(self, path: Path, task: str, gen: int) -> Optional[Claim]:
+    def claim(self, path: Union[str, Path], task: str, gen: int) -> Optional[Claim]:
         """Try to win claim ``path``; None if another process has this generation."""
         if self.links >= self.MAX_LINKS:
             self.rotate()
@@ -217,7 +223,7 @@ class Token:
         self.links += 1
         return Claim(path, self.ino, self.fd, task, gen, own_fd=False)
 
-    def _linked_anyway(self, path: Path) -> bool:
+    def _linked_anyway(self, path: Union[str, Path]) -> bool:
         # NFS: a retransmitted LINK can report EEXIST although it succeeded.
         try:
             return os.stat(path).st_ino == self.ino
@@ -235,7 +241,7 @@ class Token:
             self.fd = -1
 
 
-def break_claim(path: Path, record: bytes) -> None:
+def break_claim(path: Union[str, Path], record: bytes) -> None:
     """Fence the holder of claim ``path``: put a record of the break in its place.
 
     ``rename`` over the name is atomic: the name never goes missing, so its
@@ -243,7 +249,7 @@ def break_claim(path: Path, record: bytes) -> None:
     and the holder's next look at the name (:meth:`Claim.still_mine`) finds
     another inode and never publishes.
     """
-    tmp = write_temp(path.parent, record, fsync=False)
+    tmp = write_temp(os.path.dirname(path), record, fsync=False)
     try:
         os.rename(tmp, path)
     except BaseException:
@@ -275,7 +281,7 @@ def try_claim(path: Path, task: str, gen: int, owner: bytes, use_fcntl: bool = T
         raise
 
 
-def _lock(fd: int, path: Path) -> None:
+def _lock(fd: int, path: Union[str, Path]) -> None:
     for _ in range(200):
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -49,7 +49,9 @@ class Journal:
     """Appends attempt lines for one worker; opens one file per round lazily."""
 
     def __init__(self, facts: Dict[str, object], clock: Callable[[], float] = time.monotonic) -> None:
-        self._facts = {k: facts.get(k) for k in ("worker_id", "host", "pid", "job_id")}
+        # The constant part of every line, rendered once.
+        self._facts = json.dumps({k: facts.get(k) for k in ("worker_id", "host", "pid", "job_id")},
+                                 separators=(",", ":"))[1:-1]
         self._fd = -1
         self._dir: Optional[Path] = None
         self._clock = clock
@@ -61,9 +63,9 @@ class Journal:
         if round_dir != self._dir:
             self.close()
             self._dir = round_dir
-        line = dict(task=task, attempt=attempt, kind=kind, outcome=outcome, **self._facts,
-                    claimed=round(claimed, 3), ended=round(ended, 3))
-        self._lines.append((json.dumps(line, separators=(",", ":")) + "\n").encode("utf-8"))
+        line = (f'{{"task":{json.dumps(task)},"attempt":{attempt:d},"kind":"{kind}",'
+                f'"outcome":"{outcome}",{self._facts},"claimed":{claimed:.3f},"ended":{ended:.3f}}}\n')
+        self._lines.append(line.encode("utf-8"))
         if self._clock() - self._flushed >= FLUSH_SECS:
             self.flush()
 

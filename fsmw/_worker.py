@@ -95,6 +95,7 @@ class Worker:
         self._judge = LeaseJudge(clock)
         self._recovery = Recovery(self.options, self._judge, self._facts, self.log)
         self._round: Optional[int] = None
+        self._round_dir = self.store.root
         self._closed_round = 0
         self._next_judging = float("-inf")
         self._view = RoundView()
@@ -104,6 +105,7 @@ class Worker:
         self._journal = Journal(self._facts)
         self._heartbeat = Heartbeat(self.options.heartbeat_secs, self._fenced)
         self._token: Optional[Token] = None
+        self._attempt: Optional[Attempt] = None  # made once run() has set up scratch
         self._token_round = 0
         walltime = self.options.walltime_secs
         if walltime is None:
@@ -133,7 +135,7 @@ class Worker:
                 self._heartbeat.close()
                 self._close_token()
                 self._journal.close()
-                self._scratch = None
+                self._scratch, self._attempt = None, None
 
     def _loop(self) -> ExitCode:
         idle_since = self._clock()
@@ -179,8 +181,10 @@ class Worker:
     def _out_of_time(self) -> bool:
         """True when the time left cannot be expected to fit one more task."""
         left = self._time_left()
+        if left is None:
+            return False
         typical = self._recovery.typical_secs()
-        return left is not None and (left <= 0 or (typical is not None and left < typical))
+        return left <= 0 or (typical is not None and left < typical)
 
     def _check_store(self) -> None:
         root = self.store.root
@@ -247,6 +251,7 @@ class Worker:
         if number != self._round:
             self.log.info("working on %s", names.round_name(number))
         self._round = number
+        self._round_dir = self.store.round_dir(number)
         self._queue = deque()
         self._listed_at = float("-inf")
 
@@ -294,7 +299,7 @@ class Worker:
         cannot have been used since (see ``_claims``).  Takeovers and backups
         (``recheck``) look once more whether the task finished meanwhile.
         """
-        path = self.store.task_file(number, task, names.CLAIM, gen)
+        path = f"{self._round_dir}/{task}.{names.CLAIM}.{gen}"
         won = self._token_in(number).claim(path, task, gen)
         if won is not None and recheck and any(os.path.lexists(self.store.task_file(number, task, kind))
                                                for kind in (names.OUT, names.FAILED)):
@@ -315,13 +320,13 @@ class Worker:
             self._token = None
 
     def _work(self, number: int, claim: Claim) -> StepResult:
-        attempt = Attempt(self.options, self._facts, self.log, self._call_user, self._scratch,
-                          self._heartbeat)
-        self.log.debug("running task %s (attempt %d)", claim.task, claim.gen)
+        if self._attempt is None:
+            self._attempt = Attempt(self.options, self._facts, self.log, self._call_user,
+                                    self._scratch, self._heartbeat)
         started, claimed = self._clock(), time.time()
-        round_dir = self.store.round_dir(number)
+        round_dir = self._round_dir
         try:
-            outcome = attempt.run(round_dir, claim)
+            outcome = self._attempt.run(round_dir, claim)
         except WorkerInterrupted:
             self._journal.record(round_dir, claim.task, claim.gen, claim.kind, "interrupted",
                                  claimed, time.time())
@@ -338,7 +343,7 @@ class Worker:
 
     def _fenced(self, claim: Claim) -> None:
         self.log.warning("claim %s was broken by another worker (no heartbeat seen for "
-                         "lease_secs); our result will be discarded", claim.path.name)
+                         "lease_secs); our result will be discarded", claim.name)
 
     # -- plumbing -------------------------------------------------------------
     def _prefix(self, msg: str, kwargs):  # LoggerAdapter.process
