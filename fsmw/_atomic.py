@@ -64,9 +64,9 @@ def is_temp(name: str) -> bool:
     return name.startswith(TEMP_PREFIX)
 
 
-def write_temp(directory: PathLike, data: bytes, fsync: bool = True) -> Path:
+def write_temp(directory: PathLike, data: bytes, fsync: bool = True) -> str:
     """Write ``data`` to a new temp file in ``directory`` and return its path."""
-    tmp = temp_path(directory)
+    tmp = f"{os.fspath(directory)}/{_UNIQUE.stem}{next(_UNIQUE.counter):x}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
         view = memoryview(data)

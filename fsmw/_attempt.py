@@ -4,9 +4,10 @@ Protocol for an attempt holding claim ``<task>.claim.<g>``:
   1. the worker's heartbeat thread keeps the claim alive while anything below runs;
   2. ``process_file(input, output)`` writes ``output``, a fresh temp name in
      the round directory (or in private local scratch with ``use_tmp``);
-  3. the output is fsynced (copied into a store temp first if it was on
-     scratch); if the claim is still ours (fencing: a holder whose claim was
-     broken never publishes) it is published with ``link`` onto
+  3. the output is fsynced where that protects anything (see ``_fsinfo``;
+     copied into a store temp first if it was on scratch); if the claim is
+     still ours (fencing: a holder whose claim was broken never publishes)
+     it is published with ``link`` onto
      ``<task>.out``; if a result is already there, or the claim was lost, this
      one is discarded and a ``.dup`` record says so;
   4. an exception in 2 or 3 leaves ``<task>.err.<g>`` with the traceback,
@@ -31,7 +32,7 @@ from contextlib import contextmanager
 import traceback
 from enum import Enum
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional
+from typing import Callable, Dict, Iterator, Optional, Union
 
 from . import _names as names
 from ._atomic import fsync_path, publish, temp_path, unlink_quietly, write_temp
@@ -71,8 +72,9 @@ class Attempt:
     """Runs attempts for one worker; see the module docstring for the steps."""
 
     def __init__(self, options: Options, facts: Dict[str, object], log: logging.LoggerAdapter,
-                 call: UserCall, scratch: Optional[Path], heartbeat: Heartbeat) -> None:
+                 call: UserCall, scratch: Optional[Path], heartbeat: Heartbeat, fsync: bool) -> None:
         self._heartbeat = heartbeat
+        self._fsync = fsync
         self._options = options
         self._facts = facts
         self._log = log
@@ -132,12 +134,12 @@ class Attempt:
             return Outcome.PUBLISHED
         return self._discard(round_dir, claim, "a result was already published")
 
-    def _flush(self, round_dir: Path, out_tmp: Path) -> Path:
+    def _flush(self, round_dir: Path, out_tmp: Path) -> Union[str, Path]:
         """The output as a complete temp file in the round directory."""
         if self._scratch is not None:
             with open(out_tmp, "rb") as f:
-                return write_temp(round_dir, f.read(), self._options.fsync)
-        if self._options.fsync:
+                return write_temp(round_dir, f.read(), self._fsync)
+        if self._fsync:
             fsync_path(out_tmp)
         return out_tmp
 

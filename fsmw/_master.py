@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Set, Union
 
 from . import _names as names
-from ._atomic import unlink_quietly, write_replace
+from ._atomic import unlink_quietly, write_replace, write_temp
+from ._fsinfo import fsync_wanted, sync_file_system
 from ._errors import StoreError, TaskNameError
 from ._options import Options
 from ._progress import Progress
@@ -105,7 +106,9 @@ class Master:
         self._done: Set[str] = set()
         self._summary = Summary()
         self._rounds_run: List[int] = []
-        self._temps: Dict[str, float] = {}  # temp name -> when this master first saw it
+        self._temps: Dict[str, float] = {}
+        self._fsync = self.options.fsync is not False  # resolved by run() once the store exists
+        self._round_dir = os.fspath(self.store.root)  # temp name -> when this master first saw it
         self._bar = Progress(self.options.progress, self.options.progress_secs, clock)
         self._logged = (-1, -1)
         self._logged_at = float("-inf")
@@ -120,7 +123,7 @@ class Master:
         return False
 
     def create_input_file(self, name: str, data: Union[bytes, str]) -> Path:
-        """Write one task's input into the current round (temp, fsync, rename).
+        """Write one task's input into the current round (temp, [fsync], rename).
 
         Raises:
             TaskNameError (a ValueError): the name is invalid or already used.
@@ -132,16 +135,17 @@ class Master:
             data = data.encode("utf-8")
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"input data for task {name!r} must be bytes or str, not {type(data).__name__}")
-        path = self.store.task_file(self.round, name, names.IN)
-        write_replace(path, bytes(data), self.options.fsync)
+        final = f"{self._round_dir}/{name}.{names.IN}"
+        os.rename(write_temp(self._round_dir, data, self._fsync), final)
         self._tasks.add(name)
-        return path
+        return Path(final)
 
     # -- running ------------------------------------------------------------
     def run(self) -> Summary:
         """Run rounds until :meth:`process_output_files` returns False."""
         started = self._clock()
         self.store.check(create=True)
+        self._fsync = fsync_wanted(self.options.fsync, self.store.root)
         if self.store.stop_file.exists():
             raise StoreError(f"store {self.store.root} holds a finished run ({names.STOP} exists); "
                              f"use a new store, or remove it to start over")
@@ -157,6 +161,8 @@ class Master:
                 self._tally()
                 self._close_round(self.round, "stopped from outside")
                 break
+            if not self._fsync:
+                sync_file_system(self._round_dir)  # see _fsinfo: once per round instead
             outputs = {t: self.store.task_file(self.round, t, names.OUT)
                        for t in sorted(self._tasks & self._view.outputs)}
             again = self.process_output_files(outputs)
@@ -198,6 +204,7 @@ class Master:
 
     def _begin_round(self, number: int) -> None:
         self.round, self._tasks = number, set()
+        self._round_dir = os.fspath(self.store.round_dir(number))
         self._tracker, self._done = RoundTracker(), set()
         self._bar.start_round(number)
         self._rounds_run.append(number)

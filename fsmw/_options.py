@@ -40,7 +40,9 @@ class Options:
             output into the store (still atomically).
         tmp_folder: where the private scratch directory is made for ``use_tmp``
             (default: ``$TMPDIR``, else ``/tmp``).
-        fsync: flush every input and output to stable storage before publishing.
+        fsync: flush every input and output to stable storage before publishing;
+            None (the default) does so on shared file systems only and, on a
+            local one, flushes the store once per round instead (see ``_fsinfo``).
         progress: the master's progress output on stderr: None or True (default
             None) draws a bar on a terminal and writes a line every
             ``progress_secs`` otherwise; False writes nothing.
@@ -60,7 +62,7 @@ class Options:
     take_lockfile_existence_as_lock: bool = True
     use_tmp: bool = False
     tmp_folder: Optional[str] = None
-    fsync: bool = True
+    fsync: Optional[bool] = None
     progress: Optional[bool] = None
     progress_secs: float = 60.0
     walltime_secs: Optional[float] = None

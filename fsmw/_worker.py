@@ -37,6 +37,7 @@ from . import _names as names
 from ._attempt import Attempt, Outcome, scratch_dir
 from ._claims import Claim, Heartbeat, Token
 from ._errors import FsmwError, StoreError
+from ._fsinfo import fsync_wanted
 from ._journal import Journal
 from ._lease import LeaseJudge
 from ._options import Options
@@ -321,8 +322,9 @@ class Worker:
 
     def _work(self, number: int, claim: Claim) -> StepResult:
         if self._attempt is None:
+            fsync = fsync_wanted(self.options.fsync, self.store.root)
             self._attempt = Attempt(self.options, self._facts, self.log, self._call_user,
-                                    self._scratch, self._heartbeat)
+                                    self._scratch, self._heartbeat, fsync)
         started, claimed = self._clock(), time.time()
         round_dir = self._round_dir
         try:

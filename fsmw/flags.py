@@ -52,7 +52,8 @@ gflags.DEFINE_bool("use_tmp", _D.use_tmp, "Whether workers process local scratch
 gflags.DEFINE_string("tmp_folder", _D.tmp_folder, "Directory in which each worker makes a "
                      "private scratch directory when --use_tmp is set. Default: $TMPDIR or /tmp.")
 gflags.DEFINE_bool("fsync", _D.fsync, "Whether inputs and outputs are fsynced before they are "
-                   "published.")
+                   "published. Unset: on shared file systems only (a local store is flushed "
+                   "once per round instead).")
 gflags.DEFINE_bool("progress", _D.progress, "Whether the master shows progress on stderr: "
                    "unset draws a bar on a terminal and a line every --progress_secs otherwise.")
 gflags.DEFINE_float("progress_secs", _D.progress_secs, "Seconds between the master's progress "

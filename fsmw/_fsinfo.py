@@ -1,0 +1,79 @@
+"""Which file system a store is on, and whether per-file fsync protects anything there.
+
+``Options.fsync=None`` (the default) means: fsync each input and output before
+publishing it when the store is on a file system that other machines share
+(NFS, Lustre, GPFS, GlusterFS, CephFS, BeeGFS, SMB, any FUSE or unknown
+type), and skip that on a local one (ext4, XFS, btrfs, tmpfs...).
+
+Why skipping is safe on a local file system: every process that can see the
+store runs on this machine and shares its page cache, so a published file is
+complete for every reader the moment ``link``/``rename`` returns.  Only a
+crash of the whole machine can lose unwritten data, and that also kills the
+master, whose successor starts a new round and never reads the old round's
+outputs.  The master instead flushes the store's file system once per round
+(``syncfs``) before it hands the outputs to ``process_output_files``, so what
+it returns is on stable storage.  On a shared file system a worker's node can
+crash on its own after publishing, with the data still in its cache (Lustre
+and GPFS write back after ``close``), so each file is fsynced first.
+
+Property: :func:`is_local` is True only for types known to be local; anything
+unrecognised counts as shared, so fsync stays on where in doubt.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from typing import Optional, Union
+
+LOCAL_TYPES = frozenset("""
+ext2 ext3 ext4 xfs btrfs tmpfs ramfs f2fs zfs jfs reiserfs bcachefs overlay vfat exfat
+""".split())
+
+
+def fs_type(path: Union[str, "os.PathLike[str]"]) -> Optional[str]:
+    """The type of the file system ``path`` is on (from /proc/self/mountinfo), or None."""
+    try:
+        target = os.path.realpath(path)
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    best, found = -1, None  # type: int, Optional[str]
+    for line in lines:
+        left, sep, right = line.partition(" - ")
+        fields = left.split()
+        if not sep or len(fields) < 5:
+            continue
+        mount = fields[4].replace("\\040", " ")
+        inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) > best:
+            kind = right.split()
+            best, found = len(mount), (kind[0] if kind else None)
+    return found
+
+
+def is_local(path: Union[str, "os.PathLike[str]"]) -> bool:
+    """True if ``path`` is on a file system known to be local to this machine."""
+    return fs_type(path) in LOCAL_TYPES
+
+
+def fsync_wanted(option: Optional[bool], path: Union[str, "os.PathLike[str]"]) -> bool:
+    """Resolve ``Options.fsync`` (None: automatic, see the module docstring)."""
+    return (not is_local(path)) if option is None else option
+
+
+def sync_file_system(path: Union[str, "os.PathLike[str]"]) -> None:
+    """Flush the file system holding ``path`` to stable storage (``syncfs``, else ``sync``)."""
+    libc_name = ctypes.util.find_library("c")
+    syncfs = getattr(ctypes.CDLL(libc_name, use_errno=True), "syncfs", None) if libc_name else None
+    if syncfs is None:
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
