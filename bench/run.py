@@ -31,8 +31,8 @@ PY = sys.executable
 SYSTEMS: Dict[str, List[str]] = {
     "bare": ["bare.py", "--fsync", "0"],
     "bare-fsync": ["bare.py", "--fsync", "1"],
-    "fsmw": ["fsmw_sys.py", "--fsync", "1"],
-    "fsmw-nofsync": ["fsmw_sys.py", "--fsync", "0"],
+    "fsmw": ["fsmw_sys.py", "--fsync", "-1"],  # defaults: fsync only on shared file systems
+    "fsmw-fsync": ["fsmw_sys.py", "--fsync", "1"],  # fsync forced on, as on a shared one
     "dirq": ["dirq_sys.py"],
     "jug": ["jug_sys.py"],
 }

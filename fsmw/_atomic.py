@@ -56,7 +56,7 @@ def temp_path(directory: PathLike) -> Path:
     No system call: the random token is drawn once per process (so a reused
     pid, here or on another host, cannot repeat a name) and a counter follows.
     """
-    return Path(directory, f"{_UNIQUE.stem}{next(_UNIQUE.counter):x}")
+    return Path(f"{os.fspath(directory)}/{_UNIQUE.stem}{next(_UNIQUE.counter):x}")
 
 
 def is_temp(name: str) -> bool:

@@ -182,6 +182,7 @@ class Token:
     def __init__(self, directory: Union[str, Path], facts: Mapping[str, object]) -> None:
         self._dir = directory
         self._facts = format_record(facts)  # rendered once
+        self._second, self._started = -1, b""
         self.fd = -1
         self._open()
 
@@ -200,9 +201,12 @@ class Token:
         self.fd, self.links = fd, 1
 
     def _write(self, fd: int, task: str, gen: int) -> None:
-        started = datetime.now(timezone.utc).isoformat(timespec="seconds") if task else ""
-        record = b"".join((format_record(dict(task=task, attempt=gen)), self._facts,
-                           format_record(dict(started=started))))
+        now = int(time.time())
+        if now != self._second:  # the ISO time changes once a second at most
+            self._second = now
+            self._started = datetime.fromtimestamp(now, timezone.utc).isoformat().encode()
+        record = b"task: %s\nattempt: %d\n%sstarted: %s\n" % (
+            task.encode("utf-8", errors="replace"), gen, self._facts, self._started if task else b"")
         os.pwrite(fd, record.ljust(self.RECORD_SIZE - 1)[:self.RECORD_SIZE - 1] + b"\n", 0)
 
     def claim(self, path: Union[str, Path], task: str, gen: int) -> Optional[Claim]:

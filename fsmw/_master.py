@@ -27,7 +27,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Set, Union
+from typing import Callable, Dict, Iterator, List, Mapping, Set, Union
 
 from . import _names as names
 from ._atomic import unlink_quietly, write_replace, write_temp
@@ -50,6 +50,30 @@ class Stopped(StoreError):
     """The stop file appeared while the master was waiting for a round."""
 FIRST_POLL_SECS = 0.02
 PROGRESS_LOG_SECS = 10.0
+
+
+class Outputs(Mapping[str, Path]):
+    """The round's outputs ``{task name: path}``, in task-name order.
+
+    Paths are made on access, so a round of a million tasks costs a sorted
+    list of names, not a million path objects held at once.
+    """
+
+    def __init__(self, round_dir: str, tasks: List[str]) -> None:
+        self._dir = round_dir
+        self._tasks = tasks
+        self._known = frozenset(tasks)
+
+    def __getitem__(self, task: str) -> Path:
+        if task not in self._known:
+            raise KeyError(task)
+        return Path(f"{self._dir}/{task}.{names.OUT}")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tasks)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
 
 
 @dataclass(frozen=True)
@@ -163,8 +187,7 @@ class Master:
                 break
             if not self._fsync:
                 sync_file_system(self._round_dir)  # see _fsinfo: once per round instead
-            outputs = {t: self.store.task_file(self.round, t, names.OUT)
-                       for t in sorted(self._tasks & self._view.outputs)}
+            outputs = Outputs(self._round_dir, sorted(self._tasks & self._view.outputs))
             again = self.process_output_files(outputs)
             previous = self.round
             if again:

@@ -1,7 +1,7 @@
 """fsmw through its public API (fsmw.Master / fsmw.Worker), one round of N tasks.
 
-Default options except progress=False; fsync on or off (--fsync).  Workers
-exit on STOP.
+Default options except progress=False; --fsync -1 keeps the default (fsync
+only on shared file systems), 1 forces it on, 0 off.  Workers exit on STOP.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 import fsmw  # noqa: E402
+FSYNC = {-1: None, 0: False, 1: True}
 
 
 def read(path) -> bytes:
@@ -71,7 +72,7 @@ def main() -> None:
     a = common.parse()
     store = os.path.join(a.dir, "store")
     if a.role == "worker":
-        w = SquareWorker(store, a.arg, common.FirstClaim(a.dir, a.arg), fsync=bool(a.fsync))
+        w = SquareWorker(store, a.arg, common.FirstClaim(a.dir, a.arg), fsync=FSYNC[a.fsync])
         common.worker_handshake()
         sys.exit(w.run())
     common.install_cleanup()
@@ -79,7 +80,7 @@ def main() -> None:
     common.wait_ready(procs)
     if a.mode == "throughput":
         common.go(procs)
-    m = SquareMaster(store, a.arg, a.mode, procs, fsync=bool(a.fsync), progress=False)
+    m = SquareMaster(store, a.arg, a.mode, procs, fsync=FSYNC[a.fsync], progress=False)
     summary = m.run()
     err = m.error
     if err is None and (summary.done != a.arg or summary.failed):
