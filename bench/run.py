@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark of fsmw and reference systems (see bench/README.md).
 
-Usage: bench/.venv/bin/python bench/run.py [--n 1000,10000] [--reps 3]
-           [--fs shm,disk] [--systems ...] [--strace-n 1000] [--out bench/results]
+Usage: bench/.venv/bin/python bench/run.py [--plan "shm:1000,10000,100000 disk:..."]
+           [--fs shm,disk,gluster] [--n N,N] [--million] [--reps 3] [--systems ...]
+           [--strace-n 10000] [--idle-workers 100] [--out bench/results]
 
 Writes <out>/bench-<UTC time>.md and .json (and prints the Markdown table).
 """
@@ -61,12 +62,18 @@ def run_one(system: str, fs: str, n: int, mode: str, timeout: float,
     argv = [PY, os.path.join(HERE, "systems", script), "master", base, str(n), "--mode", mode, *extra]
     if strace_file:
         argv = ["strace", "-f", "-c", "-o", strace_file, *argv]
+    env = dict(os.environ, BENCH_NODES=NODE_MAPS.get(fs, ""))
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, env=env)
     try:
         out, err = proc.communicate(timeout=timeout)
-    except BaseException:
+    except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the master and its workers
+        out, err = proc.communicate()
+        shutil.rmtree(base, ignore_errors=True)
+        return {"ok": False, "error": f"timed out after {timeout:.0f} s: {(err or '').strip()[-300:]}"}
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         shutil.rmtree(base, ignore_errors=True)
         raise
@@ -92,19 +99,124 @@ def parse_strace(path: str) -> Dict[str, int]:
     return calls
 
 
+NODE_MAPS: Dict[str, str] = {}  # file system -> BENCH_NODES for its runs (see systems/common.py)
+LAB_DIR = "/var/tmp/fsmw-bench-lab"
+
+
+def gluster_up(log):
+    """Start the GlusterFS lab of the cluster tests (nodes master, n1, n2), or None."""
+    if os.geteuid() != 0 or not shutil.which("glusterd") or not shutil.which("glusterfs"):
+        return None
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "cluster"))
+    from lab import Lab  # noqa: E402  (the cluster tier's lab; never run both at once)
+    from pathlib import Path
+    lab = Lab(Path(LAB_DIR))
+    try:
+        lab.up(["master", "n1", "n2"])
+    except Exception as exc:  # noqa: BLE001
+        log(f"gluster lab did not start: {exc}")
+        lab.down()
+        return None
+    master = lab.nodes["master"]
+    FILESYSTEMS["gluster"] = str(master.mount)
+    NODE_MAPS["gluster"] = json.dumps({str(i): {"prefix": lab.nodes[name].cmd([]),
+                                                "from": str(master.mount),
+                                                "to": str(lab.nodes[name].mount)}
+                                       for i, name in ((1, "n1"), (2, "n2"))})
+    log("gluster lab up: master on the host through node 'master', workers 1 and 2 on nodes n1, n2")
+    return lab
+
+
+IDLE_SCRIPT = """
+import sys, fsmw
+sys.exit(fsmw.Worker(sys.argv[1], int(sys.argv[2])).run())
+"""
+
+
+def idle_listings(workers: int, secs: float, log) -> Optional[dict]:
+    """Run idle fsmw workers at default settings under strace; count their calls.
+
+    The store holds one open, sealed round with nothing in it.  Calls are
+    counted in the window from secs/2 to secs (after the workers' idle pauses
+    have backed off to their default ceiling).
+    """
+    if not shutil.which("strace"):
+        return None
+    base = tempfile.mkdtemp(prefix="fsmw-bench-idle-", dir="/dev/shm")
+    store = os.path.join(base, "store")
+    os.makedirs(os.path.join(store, "round-000001"))
+    open(os.path.join(store, "round-000001", "SEALED"), "w").close()
+    trace = os.path.join(base, "trace.txt")
+    spawner = ("import subprocess, sys, time\n"
+               f"ps = [subprocess.Popen([sys.executable, '-c', {IDLE_SCRIPT!r}, {store!r}, str(i)]) "
+               f"for i in range({workers})]\n"
+               "[p.wait() for p in ps]\n")
+    proc = subprocess.Popen(["strace", "-f", "-ttt", "--seccomp-bpf", "-e", "trace=%file,getdents64,utimensat",
+                             "-o", trace, PY, "-c", spawner], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    log(f"idle: {workers} workers for {secs:.0f} s")
+    time.sleep(secs)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    lo, hi = t0 + secs / 2, t0 + secs - 1
+    listings = other = 0
+    with open(trace) as fh:
+        for line in fh:
+            parts = line.split(None, 2)
+            if len(parts) < 3 or not re.match(r"^[\d.]+$", parts[1]):
+                continue
+            if not lo <= float(parts[1]) <= hi or store not in parts[2]:
+                continue
+            if parts[2].startswith("openat(") and "O_DIRECTORY" in parts[2]:
+                listings += 1
+            elif not parts[2].startswith(("getdents64", "<...")):
+                other += 1
+    shutil.rmtree(base, ignore_errors=True)
+    window = hi - lo
+    return {"workers": workers, "window_s": window, "listings": listings,
+            "per_s": listings / window, "other_calls": other}
+
+
+# The largest N each system runs at (jug takes minutes beyond 10,000).
+MAX_N = {"jug": 10_000, "bare-fsync": 10_000, "fsmw-fsync": 100_000, "dirq": 100_000}
+DEFAULT_PLAN = "shm:1000,10000,100000 disk:1000,10000 gluster:1000"
+MILLION = 1_000_000
+
+
+def parse_plan(text: str) -> Dict[str, List[int]]:
+    plan = {}
+    for part in text.split():
+        fs, _, ns = part.partition(":")
+        plan[fs] = [int(x) for x in ns.split(",") if x]
+    return plan
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", default="1000,10000")
+    ap.add_argument("--plan", default=DEFAULT_PLAN, help="file system:N,N... for each file system")
+    ap.add_argument("--fs", default="shm,disk,gluster",
+                    help="which file systems of the plan to run (gluster needs root and glusterfs; "
+                         "it is skipped with a note if the lab cannot start)")
+    ap.add_argument("--n", help="N list for every file system (overrides the plan)")
+    ap.add_argument("--million", action="store_true", help="add N=1,000,000 on shm (fsmw, bare)")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--fs", default="shm,disk")
     ap.add_argument("--systems", default=",".join(SYSTEMS))
-    ap.add_argument("--strace-n", type=int, default=1000, help="N of the strace runs (0: no strace)")
+    ap.add_argument("--strace-n", type=int, default=10000, help="N of the strace runs (0: none)")
+    ap.add_argument("--strace-fs", default="shm", help="file systems of the strace runs")
     ap.add_argument("--no-firstclaim", action="store_true")
-    ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--idle-workers", type=int, default=100, help="idle fsmw workers to count "
+                    "listings of (0: skip)")
+    ap.add_argument("--idle-secs", type=float, default=40.0)
+    ap.add_argument("--timeout", type=float, default=300, help="seconds per run (gluster: a third)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     a = ap.parse_args()
-    ns = [int(x) for x in a.n.split(",")]
-    fss = a.fs.split(",")
+    plan = parse_plan(a.plan)
+    fss = [fs for fs in a.fs.split(",") if fs]
+    if a.n:
+        plan = {fs: [int(x) for x in a.n.split(",")] for fs in fss}
+    if a.million:
+        plan.setdefault("shm", []).append(MILLION)
     systems = a.systems.split(",")
     for s in systems:
         if s not in SYSTEMS:
@@ -113,12 +225,13 @@ def main() -> int:
         ap.error("strace not found (apt-get install -y strace), or pass --strace-n 0")
     started = time.time()
     runs: List[dict] = []
+    notes: List[str] = []
 
     def log(msg: str) -> None:
         print(f"[{time.time() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     def do(system, fs, n, mode, rep=None, strace=None):
-        r = run_one(system, fs, n, mode, a.timeout, strace)
+        r = run_one(system, fs, n, mode, a.timeout / 3 if fs == "gluster" else a.timeout, strace)
         r.update(system=system, fs=fs, n=n, mode="strace" if strace else mode, rep=rep)
         runs.append(r)
         shown = (f"wall={r['wall']:.3f}s first_claim={r.get('first_claim') or 0:.4f}s"
@@ -126,57 +239,95 @@ def main() -> int:
         log(f"{fs} N={n} {r['mode']} {system} rep={rep}: {'ok' if r.get('ok') else 'FAILED'} {shown}")
         return r
 
-    # Interleaved repetitions: each repetition runs every system once, in an
-    # order rotated by one per repetition.
-    for fs in fss:
-        for n in ns:
-            for rep in range(a.reps):
-                k = rep % len(systems)
-                for s in systems[k:] + systems[:k]:
-                    do(s, fs, n, "throughput", rep)
-            if not a.no_firstclaim:
-                for s in systems:
-                    do(s, fs, n, "firstclaim")
-    # strace on separate runs
-    strace: Dict[str, dict] = {}
-    if a.strace_n:
-        tmpd = tempfile.mkdtemp(prefix="fsmw-bench-strace-")
-        for fs in fss:
-            for s in systems:
-                path = os.path.join(tmpd, f"{fs}-{s}.txt")
-                r = do(s, fs, a.strace_n, "throughput", strace=path)
-                calls = parse_strace(path) if os.path.exists(path) else {}
-                total = sum(calls.values())
-                meta = sum(v for k, v in calls.items() if k in METADATA_CALLS)
-                fsync = sum(v for k, v in calls.items() if k in FSYNC_CALLS)
-                strace[f"{fs}/{s}"] = {"n": a.strace_n, "ok": r.get("ok"), "calls": calls,
-                                       "total_per_task": total / a.strace_n,
-                                       "metadata_per_task": meta / a.strace_n,
-                                       "fsync_per_task": fsync / a.strace_n}
-        shutil.rmtree(tmpd, ignore_errors=True)
+    def runs_at(n: int) -> List[str]:
+        big = [s for s in systems if n <= MAX_N.get(s, MILLION)]
+        return [s for s in big if n < MILLION or s in ("fsmw", "bare")]
 
-    # Summaries
+    lab = None
+    strace: Dict[str, dict] = {}
+    try:
+        if "gluster" in fss:
+            lab = gluster_up(log)
+            if lab is None:
+                notes.append("gluster: skipped (needs root, glusterfs-server and -client; see "
+                              "tests/cluster/lab.py)")
+                fss.remove("gluster")
+        for fs in fss:
+            for n in plan.get(fs, []):
+                chosen = runs_at(n)
+                reps = a.reps if n < MILLION else 1
+                # Interleaved repetitions: each repetition runs every system once,
+                # in an order rotated by one per repetition.
+                for rep in range(reps):
+                    k = rep % len(chosen)
+                    for s in chosen[k:] + chosen[:k]:
+                        do(s, fs, n, "throughput", rep)
+                if not a.no_firstclaim:
+                    for s in chosen:
+                        do(s, fs, n, "firstclaim")
+        if a.strace_n:
+            tmpd = tempfile.mkdtemp(prefix="fsmw-bench-strace-")
+            for fs in [f for f in a.strace_fs.split(",") if f in fss]:
+                for s in runs_at(a.strace_n):
+                    path = os.path.join(tmpd, f"{fs}-{s}.txt")
+                    r = do(s, fs, a.strace_n, "throughput", strace=path)
+                    strace[f"{fs}/{s}"] = strace_summary(path, a.strace_n, r)
+            shutil.rmtree(tmpd, ignore_errors=True)
+    finally:
+        if lab is not None:
+            lab.down()
+    idle = idle_listings(a.idle_workers, a.idle_secs, log) if a.idle_workers else None
+    rows = summarize(runs, fss, plan, systems, strace, a.strace_fs.split(","))
+    text = render(rows, a, idle, notes, targets(rows, idle, strace))
+    os.makedirs(a.out, exist_ok=True)
+    stamp = datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%SZ")
+    with open(os.path.join(a.out, f"bench-{stamp}.md"), "w") as fh:
+        fh.write(text)
+    with open(os.path.join(a.out, f"bench-{stamp}.json"), "w") as fh:
+        json.dump({"args": vars(a), "plan": plan, "filesystems": {k: FILESYSTEMS.get(k) for k in fss},
+                   "versions": versions(), "metadata_calls": sorted(METADATA_CALLS),
+                   "fsync_calls": sorted(FSYNC_CALLS), "summary": rows, "runs": runs,
+                   "strace": strace, "idle": idle, "notes": notes,
+                   "elapsed_s": time.time() - started}, fh, indent=1)
+    print(text)
+    log(f"wrote {a.out}/bench-{stamp}.md and .json")
+    return 0 if all(r.get("ok") for r in runs) else 1
+
+
+def strace_summary(path: str, n: int, r: dict) -> dict:
+    calls = parse_strace(path) if os.path.exists(path) else {}
+    total = sum(calls.values())
+    meta = sum(v for k, v in calls.items() if k in METADATA_CALLS)
+    fsync = sum(v for k, v in calls.items() if k in FSYNC_CALLS)
+    return {"n": n, "ok": r.get("ok"), "calls": calls, "total_per_task": total / n,
+            "metadata_per_task": meta / n, "fsync_per_task": fsync / n}
+
+
+def summarize(runs, fss, plan, systems, strace, strace_fss) -> List[dict]:
     rows = []
     for fs in fss:
-        for n in ns:
+        for n in plan.get(fs, []):
+            mine = [r for r in runs if r["fs"] == fs and r["n"] == n]
             base_med = None
             for s in systems:
-                walls = [r["wall"] for r in runs if r["system"] == s and r["fs"] == fs and r["n"] == n
-                         and r["mode"] == "throughput" and r.get("ok")]
-                nfail = sum(1 for r in runs if r["system"] == s and r["fs"] == fs and r["n"] == n
-                            and r["mode"] == "throughput" and not r.get("ok"))
-                fc = [r["first_claim"] for r in runs if r["system"] == s and r["fs"] == fs and r["n"] == n
-                      and r["mode"] == "firstclaim" and r.get("ok") and r.get("first_claim") is not None]
+                tp = [r for r in mine if r["system"] == s and r["mode"] == "throughput"]
+                if not tp:
+                    continue
+                walls = [r["wall"] for r in tp if r.get("ok")]
+                fc = [r["first_claim"] for r in mine if r["system"] == s and r["mode"] == "firstclaim"
+                      and r.get("ok") and r.get("first_claim") is not None]
+                rss = [r["master_rss_mb"] for r in tp if r.get("ok") and r.get("master_rss_mb")]
                 med = statistics.median(walls) if walls else None
                 if s == BASELINE:
                     base_med = med
-                st = strace.get(f"{fs}/{s}", {})
+                st = strace.get(f"{strace_fss[0]}/{s}", {}) if strace_fss else {}
                 rows.append({
-                    "fs": fs, "n": n, "system": s, "runs": len(walls), "failed": nfail,
+                    "fs": fs, "n": n, "system": s, "runs": len(walls), "failed": len(tp) - len(walls),
                     "median_s": med, "min_s": min(walls) if walls else None,
                     "max_s": max(walls) if walls else None,
                     "tasks_per_s": n / med if med else None,
                     "first_claim_s": statistics.median(fc) if fc else None,
+                    "master_rss_mb": max(rss) if rss else None,
                     "syscalls_per_task": st.get("total_per_task"),
                     "metadata_per_task": st.get("metadata_per_task"),
                     "fsync_per_task": st.get("fsync_per_task"),
@@ -185,44 +336,91 @@ def main() -> int:
                 if row["fs"] == fs and row["n"] == n:
                     row["ratio_to_bare"] = (row["median_s"] / base_med
                                             if base_med and row["median_s"] else None)
+    return rows
 
-    def f(x, fmt):
-        return "–" if x is None else format(x, fmt)
 
+def _f(x, fmt):
+    return "–" if x is None else format(x, fmt)
+
+
+def render(rows, a, idle, notes, checks) -> str:
     md = [f"Side-by-side benchmark, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, "
           f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-          f"{a.reps} interleaved repetitions; 2 workers; strace at N={a.strace_n}.",
+          f"{a.reps} interleaved repetitions (1 at N=1,000,000); 2 workers; "
+          f"calls counted with strace at N={a.strace_n} on {a.strace_fs}.",
           "",
-          "| fs | N | system | median s (min–max) | tasks/s | × bare | syscalls/task "
-          "| metadata/task | fsync/task | first claim ms | ok runs |",
-          "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+          "| fs | N | system | median s (min–max) | tasks/s | × bare time | syscalls/task "
+          "| metadata/task | fsync/task | first claim ms | master MB | ok runs |",
+          "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        md.append(f"| {r['fs']} | {r['n']} | {r['system']} | {f(r['median_s'], '.3f')} "
-                  f"({f(r['min_s'], '.3f')}–{f(r['max_s'], '.3f')}) | {f(r['tasks_per_s'], '.0f')} | "
-                  f"{f(r['ratio_to_bare'], '.1f')} | {f(r['syscalls_per_task'], '.1f')} | "
-                  f"{f(r['metadata_per_task'], '.1f')} | {f(r['fsync_per_task'], '.2f')} | "
-                  f"{f(None if r['first_claim_s'] is None else r['first_claim_s'] * 1000, '.1f')} | "
-                  f"{r['runs']}/{r['runs'] + r['failed']} |")
-    text = "\n".join(md) + "\n"
-    os.makedirs(a.out, exist_ok=True)
-    stamp = datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%SZ")
-    with open(os.path.join(a.out, f"bench-{stamp}.md"), "w") as fh:
-        fh.write(text)
-    versions = {}
+        md.append(f"| {r['fs']} | {r['n']:,} | {r['system']} | {_f(r['median_s'], '.3f')} "
+                  f"({_f(r['min_s'], '.3f')}–{_f(r['max_s'], '.3f')}) | {_f(r['tasks_per_s'], '.0f')} | "
+                  f"{_f(r['ratio_to_bare'], '.2f')} | {_f(r['syscalls_per_task'], '.1f')} | "
+                  f"{_f(r['metadata_per_task'], '.1f')} | {_f(r['fsync_per_task'], '.2f')} | "
+                  f"{_f(None if r['first_claim_s'] is None else r['first_claim_s'] * 1000, '.1f')} | "
+                  f"{_f(r['master_rss_mb'], '.0f')} | {r['runs']}/{r['runs'] + r['failed']} |")
+    if idle:
+        md += ["", f"Idle: {idle['workers']} fsmw workers at default settings on an open round with "
+               f"nothing pending made {idle['listings']} listings in {idle['window_s']:.0f} s "
+               f"({idle['per_s']:.1f}/s in total) and {idle['other_calls']} other file-system calls."]
+    md += ["", "Targets (issue 5), each a ratio from this run:", ""]
+    md += [f"- {'met' if ok else 'NOT met'}: {text}" for ok, text in checks]
+    md += [f"- note: {n}" for n in notes]
+    return "\n".join(md) + "\n"
+
+
+def _row(rows, fs, n, system):
+    for r in rows:
+        if (r["fs"], r["n"], r["system"]) == (fs, n, system):
+            return r
+    return None
+
+
+def targets(rows, idle, strace) -> List[tuple]:
+    checks = []
+
+    def speed(fs, n, system):
+        r = _row(rows, fs, n, system)
+        return r["tasks_per_s"] if r and r["tasks_per_s"] else None
+
+    for fs, n, other, factor in (("shm", 10_000, "dirq", 1.0), ("shm", 10_000, "jug", 3.0),
+                                 ("disk", 10_000, "dirq", 1.0), ("gluster", 1_000, "dirq", 1.0)):
+        mine, theirs = speed(fs, n, "fsmw"), speed(fs, n, other)
+        if mine and theirs:
+            checks.append((mine >= factor * theirs, f"{fs} N={n:,}: fsmw {mine:.0f} tasks/s vs {other} "
+                           f"{theirs:.0f} = {mine / theirs:.2f}x (target {factor:g}x)"))
+    st = strace.get("shm/fsmw")
+    if st:
+        checks.append((st["metadata_per_task"] <= 14, f"metadata calls per task {st['metadata_per_task']:.1f} "
+                       f"(target <= 14)"))
+        checks.append((st["total_per_task"] <= 30, f"system calls per task {st['total_per_task']:.1f} "
+                       f"(target <= 30)"))
+    big, ref = _row(rows, "shm", MILLION, "fsmw"), _row(rows, "shm", 10_000, "fsmw")
+    if big and big["tasks_per_s"] and ref and ref["tasks_per_s"]:
+        ratio = big["tasks_per_s"] / ref["tasks_per_s"]
+        checks.append((ratio >= 0.8, f"N=1,000,000 throughput {ratio:.2f}x that at N=10,000 (target 0.8x)"))
+        if big["first_claim_s"] is not None:
+            ms = big["first_claim_s"] * 1000
+            checks.append((ms <= 10, f"N=1,000,000 pending: first claim {ms:.1f} ms (target <= 10 ms)"))
+        if big["master_rss_mb"]:
+            checks.append((big["master_rss_mb"] < 300, f"N=1,000,000 master memory "
+                           f"{big['master_rss_mb']:.0f} MB (target < 300 MB)"))
+    if idle:
+        checks.append((idle["per_s"] < 100 and idle["other_calls"] == 0,
+                       f"{idle['workers']} idle workers: {idle['per_s']:.1f} listings/s, "
+                       f"{idle['other_calls']} other calls (target < 100/s, one listing per poll)"))
+    return checks
+
+
+def versions() -> Dict[str, Optional[str]]:
+    found: Dict[str, Optional[str]] = {}
     for mod in ("fsmw", "dirq", "jug"):
         try:
             from importlib.metadata import version
-            versions[mod] = version(mod)
+            found[mod] = version(mod)
         except Exception:
-            versions[mod] = None
-    with open(os.path.join(a.out, f"bench-{stamp}.json"), "w") as fh:
-        json.dump({"args": vars(a), "filesystems": {k: FILESYSTEMS[k] for k in fss},
-                   "versions": versions, "metadata_calls": sorted(METADATA_CALLS),
-                   "fsync_calls": sorted(FSYNC_CALLS), "summary": rows, "runs": runs,
-                   "strace": strace, "elapsed_s": time.time() - started}, fh, indent=1)
-    print(text)
-    log(f"wrote {a.out}/bench-{stamp}.md and .json")
-    return 0 if all(r.get("ok") for r in runs) else 1
+            found[mod] = None
+    return found
 
 
 if __name__ == "__main__":

@@ -90,6 +90,35 @@ def test_token_rotates_before_the_link_limit(tmp_path, monkeypatch):
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
 
 
+@pytest.mark.parametrize("code", [errno.EMLINK, errno.ENOSPC])
+def test_token_rotates_when_the_file_system_refuses_another_link(tmp_path, monkeypatch, code):
+    token = _claims.Token(tmp_path, {})
+    first = token.claim(tmp_path / "a.claim.1", "a", 1)
+    real_link = os.link
+
+    def limited(src, dst):  # the old token has reached the file system's limit
+        if os.stat(src).st_ino == first.ino:
+            raise OSError(code, os.strerror(code))
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", limited)
+    second = token.claim(tmp_path / "b.claim.1", "b", 1)
+    assert second is not None and second.ino != first.ino
+    token.close()
+
+
+def test_a_real_enospc_is_not_hidden(tmp_path, monkeypatch):
+    token = _claims.Token(tmp_path, {})
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "link", full)
+    with pytest.raises(OSError):
+        token.claim(tmp_path / "a.claim.1", "a", 1)
+    token.close()
+
+
 def test_holder_gone_when_the_lock_is_free(tmp_path):
     path = tmp_path / "t.claim.1"
     path.write_bytes(b"left by a dead worker")

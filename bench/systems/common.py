@@ -22,6 +22,7 @@ import argparse
 import atexit
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -161,10 +162,35 @@ def report(t0: float, t_end: float, n: int, error: Optional[str], directory: str
            **extra) -> None:
     fc = first_claim_time(directory)
     out = {"wall": t_end - t0, "n": n, "ok": error is None, "error": error,
-           "first_claim": (fc - t0) if fc is not None else None}
+           "first_claim": (fc - t0) if fc is not None else None,
+           "master_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     out.update(extra)
     print("RESULT " + json.dumps(out), flush=True)
 
 
+# On a multi-node file system (bench/run.py --fs gluster) worker ID runs on
+# another node: BENCH_NODES = {"<ID>": {"prefix": [argv...], "from": "<master's
+# mount>", "to": "<that node's mount>"}}.
+NODES: Dict[str, dict] = json.loads(os.environ.get("BENCH_NODES") or "{}")
+
+
+def on_node(wid: int, argv: List[str], env: Optional[Dict[str, str]] = None,
+            cwd: Optional[str] = None):
+    """(argv, env, cwd) for a worker process run on worker ``wid``'s node."""
+    node = NODES.get(str(wid))
+    if not node:
+        return argv, env, cwd
+
+    def moved(x: Optional[str]) -> Optional[str]:
+        return x.replace(node["from"], node["to"], 1) if x else x
+
+    env = {k: moved(v) or "" for k, v in env.items()} if env else env
+    return node["prefix"] + [moved(x) or "" for x in argv], env, moved(cwd)
+
+
 def worker_argv(script: str, directory: str, wid: int, fsync: int) -> List[str]:
-    return [PY, os.path.join(HERE, script), "worker", directory, str(wid), "--fsync", str(fsync)]
+    node = NODES.get(str(wid))
+    prefix: List[str] = []
+    if node:
+        prefix, directory = node["prefix"], directory.replace(node["from"], node["to"], 1)
+    return prefix + [PY, os.path.join(HERE, script), "worker", directory, str(wid), "--fsync", str(fsync)]

@@ -34,9 +34,9 @@ def main() -> None:
     for w in (1, 2):
         env = dict(os.environ, BENCH_N=str(n), BENCH_WORKER=str(w), BENCH_DIR=d)
         env.pop("BENCH_HANDSHAKE_DONE", None)
-        procs.append(common.spawn([jug, "execute", "--jugdir", jugdir,
-                                   "--wait-cycle-time", str(IDLE), "--nr-wait-cycles", "100000",
-                                   jugfile], env=env, cwd=d))
+        argv, env, cwd = common.on_node(w, [jug, "execute", "--jugdir", jugdir, "--wait-cycle-time",
+                                            str(IDLE), "--nr-wait-cycles", "100000", jugfile], env, d)
+        procs.append(common.spawn(argv, env=env, cwd=cwd))
     common.wait_ready(procs)
     if a.mode == "firstclaim":
         pass  # jug has no enqueue separate from `jug execute`: N tasks are pending in the jugfile
