@@ -49,6 +49,7 @@ OUT_LEN = len(OUT_SUFFIX)
 class Stopped(StoreError):
     """The stop file appeared while the master was waiting for a round."""
 FIRST_POLL_SECS = 0.02
+POLL_PACE = 4.0
 PROGRESS_LOG_SECS = 10.0
 
 
@@ -243,7 +244,8 @@ class Master:
 
     def _wait_for_round(self) -> None:
         # Poll quickly while results arrive, back off up to master_idle_sleep_secs
-        # while none do, and never spend more than about a third of the time polling.
+        # while none do, and pause at least POLL_PACE x a poll's cost (a listing of
+        # a big round on a network file system costs the server work per entry).
         pause, seen = FIRST_POLL_SECS, -1
         while True:
             started = self._clock()
@@ -254,7 +256,7 @@ class Master:
             pause = FIRST_POLL_SECS if finished != seen else \
                 min(pause * 2, self.options.master_idle_sleep_secs)
             seen = finished
-            self._sleep(max(random.uniform(pause / 2, pause), 2 * cost))
+            self._sleep(max(random.uniform(pause / 2, pause), POLL_PACE * cost))
         self._tally()
 
     def _tally(self) -> None:

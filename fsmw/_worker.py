@@ -48,6 +48,7 @@ from ._store import RoundView, Store
 
 LISTING_REUSE_SECS = 5.0
 MISSES_BEFORE_RELIST = 4
+LISTING_PACE = 4.0
 FIRST_IDLE_SLEEP_SECS = 0.05
 _log = logging.getLogger("fsmw.worker")
 
@@ -102,6 +103,7 @@ class Worker:
         self._view = RoundView()
         self._queue: Deque[str] = deque()
         self._listed_at = float("-inf")
+        self._listing_cost = 0.0
         self.tasks_done = 0
         self._journal = Journal(self._facts)
         self._heartbeat = Heartbeat(self.options.heartbeat_secs, self._fenced)
@@ -220,7 +222,7 @@ class Worker:
         found_claim = self._recover(number) if self._clock() >= self._next_judging else None
         if found_claim is None:
             found_claim = self._claim_pending(number)
-        if found_claim is None and not fresh:
+        if found_claim is None and not fresh and self._may_list():
             self._relist(number)
             found_claim = self._claim_pending(number)
         if found_claim is None:
@@ -261,11 +263,24 @@ class Worker:
         age = self._clock() - self._listed_at
         if self._queue and age < min(LISTING_REUSE_SECS, self.options.lease_secs / 2):
             return False
+        if not self._may_list():
+            return False
         self._relist(number)
         return True
 
+    def _may_list(self) -> bool:
+        """Listings are paced: the next one starts LISTING_PACE x the last one's cost after it.
+
+        A big directory on a network file system costs the server work per
+        entry; this keeps a worker's share of that bounded however fast the
+        tasks are, while small listings stay immediate.
+        """
+        return self._clock() >= self._listed_at + LISTING_PACE * self._listing_cost
+
     def _relist(self, number: int) -> None:
+        started = self._clock()
         view = self.store.scan(number)
+        self._listing_cost = self._clock() - started
         limit = self.options.max_attempts
         queue = deque(sorted(t for t in view.pending() if view.error_count(t) < limit))
         queue.rotate(random.randrange(len(queue) or 1))
