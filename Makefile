@@ -40,9 +40,13 @@ $(BENCH_VENV)/.installed: setup.py bench/requirements.txt
 	$(BENCH_VENV)/bin/python -m pip install -q -e . -r bench/requirements.txt
 	touch $@
 
-# fsmw vs dirq, jug and a bare lock-file script (first cut, see bench/README.md);
-# needs strace (or BENCH_ARGS='--strace-n 0').
+# fsmw vs dirq, jug and a bare lock-file script on tmpfs, the disk and GlusterFS
+# (see bench/README.md; about 13 minutes). strace is installed if missing (as root);
+# the GlusterFS runs need the cluster tier's packages and are skipped without them.
+# The million-task run: make bench BENCH_ARGS=--million
 bench: $(BENCH_VENV)/.installed
+	@command -v strace >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get install -y -q strace >/dev/null; } \
+		|| { echo "bench: strace is needed (apt-get install strace) or BENCH_ARGS='--strace-n 0'"; exit 1; }
 	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 lint: $(VENV)/.installed

@@ -32,14 +32,16 @@ ext2 ext3 ext4 xfs btrfs tmpfs ramfs f2fs zfs jfs reiserfs bcachefs overlay vfat
 """.split())
 
 
-def fs_type(path: Union[str, "os.PathLike[str]"]) -> Optional[str]:
+def fs_type(path: Union[str, "os.PathLike[str]"], mountinfo: Optional[str] = None) -> Optional[str]:
     """The type of the file system ``path`` is on (from /proc/self/mountinfo), or None."""
-    try:
-        target = os.path.realpath(path)
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
+    target = os.path.realpath(path)
+    if mountinfo is None:
+        try:
+            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+                mountinfo = f.read()
+        except OSError:
+            return None
+    lines = mountinfo.splitlines()
     best, found = -1, None  # type: int, Optional[str]
     for line in lines:
         left, sep, right = line.partition(" - ")

@@ -3,13 +3,16 @@
 Protocol per round k:
   1. ``mkdir round-k`` (never reused: a late file of round k can never satisfy
      round k+1), then ``create_input_files()`` writes each input two-stage
-     (temp, fsync, rename), then the ``SEALED`` marker;
+     (temp, fsync where wanted (see ``_fsinfo``), rename), then ``SEALED``;
   2. poll with one listing of ``round-k`` per pass (parsing only the names
-     that changed since the last one), every 0.02 s while results arrive and
-     backing off up to ``master_idle_sleep_secs`` while none do; a task is done when ``<task>.out`` exists and
-     failed when ``<task>.failed`` does (the master marks it itself if
-     ``max_attempts`` error records exist and nobody holds a claim);
-  3. ``process_output_files(outputs)``; if it returns True, make round k+1,
+     that changed since the last one), every 0.02 s while results arrive,
+     backing off up to ``master_idle_sleep_secs`` while none do, and pausing
+     at least four times what the last poll took; a task is done when
+     ``<task>.out`` exists and failed when ``<task>.failed`` does (the master
+     marks it itself if ``max_attempts`` error records exist and no claim is
+     live);
+  3. (on a local file system, ``syncfs`` the store: see ``_fsinfo``)
+     ``process_output_files(outputs)``; if it returns True, make round k+1,
      then write ``CLOSED`` in round k (workers follow it to k+1); otherwise
      write ``STOP`` in the store, then ``CLOSED``.  Temp files left in round k
      by crashed writers (seen by the master for at least ``lease_secs``) are

@@ -8,6 +8,7 @@ Layout (readable with ``ls -a``)::
         CLOSED                       the round is over; says what comes next
         <task>.in / .claim.<g> / .out / .err.<g> / .failed / .dup.<hex>
         .tmp.<host>.<pid>.<hex>      a file being written (two-stage creation)
+        .worker.<host>.<pid>.<hex>   a worker's claim token (claims are links to it)
 
 Property: a round's files live only in that round's directory, so a late file
 of round k can never satisfy round k+1; and every decision about a round is

@@ -1,0 +1,124 @@
+"""What the performance work relies on: file system detection, the per-round
+flush, idle passes that list once, batched journal lines and lazy outputs."""
+
+import os
+import threading
+
+import pytest
+
+import fsmw
+from fsmw import _fsinfo, _master
+from fsmw._journal import FLUSH_SECS, Journal
+from fsmw._worker import StepResult
+
+MOUNTINFO = """\
+22 1 253:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+30 22 0:26 / /dev/shm rw shared:5 - tmpfs tmpfs rw
+41 22 0:40 / /home rw shared:9 - nfs4 server:/home rw,vers=4.2
+42 41 0:41 / /home/me/gluster rw shared:10 - fuse.glusterfs node:/vol rw
+43 22 0:42 / /mnt/odd\\040dir rw shared:11 - xfs /dev/vdb rw
+"""
+
+
+@pytest.mark.parametrize("path, kind, local", [
+    ("/var/tmp/store", "ext4", True), ("/dev/shm/s", "tmpfs", True),
+    ("/home/me/store", "nfs4", False), ("/home/me/gluster/store", "fuse.glusterfs", False),
+    ("/mnt/odd dir/store", "xfs", True)])
+def test_the_store_file_system_decides_whether_files_are_fsynced(path, kind, local, monkeypatch):
+    assert _fsinfo.fs_type(path, MOUNTINFO) == kind
+    monkeypatch.setattr(_fsinfo, "fs_type", lambda p: kind)
+    assert _fsinfo.fsync_wanted(None, path) is (not local)
+    assert _fsinfo.fsync_wanted(True, path) is True and _fsinfo.fsync_wanted(False, path) is False
+
+
+def test_an_unknown_file_system_counts_as_shared(monkeypatch):
+    monkeypatch.setattr(_fsinfo, "fs_type", lambda p: None)
+    assert _fsinfo.fsync_wanted(None, "/x") is True
+
+
+class Squares(fsmw.Master):
+    def create_input_files(self):
+        for i in range(5):
+            self.create_input_file(f"t{i}", str(i))
+
+    def process_output_files(self, outputs):
+        self.seen.append([(k, outputs[k].read_text()) for k in outputs])
+        assert "nope" not in outputs
+        with pytest.raises(KeyError):
+            outputs["nope"]
+        return len(self.seen) < 2
+
+
+class Squarer(fsmw.Worker):
+    def process_file(self, input_path, output_path):
+        output_path.write_text(str(int(input_path.read_text()) ** 2))
+
+
+def test_a_local_store_is_flushed_once_per_round_and_outputs_come_in_order(tmp_path, monkeypatch):
+    flushed = []
+    monkeypatch.setattr(_master, "sync_file_system", flushed.append)
+    master = Squares(tmp_path / "store", progress=False)
+    master.seen = []
+    worker = Squarer(tmp_path / "store", 1, worker_idle_sleep_secs=0.05)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        summary = master.run()
+    finally:
+        thread.join(30)
+    assert not thread.is_alive()
+    assert summary.done == 10 and summary.rounds == 2
+    assert master.seen[0] == [(f"t{i}", str(i * i)) for i in range(5)]
+    assert [os.path.basename(p) for p in flushed] == ["round-000001", "round-000002"]
+
+
+def test_with_fsync_forced_the_round_is_not_flushed_again(tmp_path, monkeypatch):
+    flushed = []
+    monkeypatch.setattr(_master, "sync_file_system", flushed.append)
+    master = Squares(tmp_path / "store", progress=False, fsync=True)
+    master.seen = []
+    worker = Squarer(tmp_path / "store", 1, worker_idle_sleep_secs=0.05)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        master.run()
+    finally:
+        thread.join(30)
+    assert flushed == []
+
+
+def test_an_idle_pass_is_one_listing_and_nothing_else(tmp_path, monkeypatch):
+    round_dir = tmp_path / "store" / "round-000001"
+    round_dir.mkdir(parents=True)
+    (round_dir / "SEALED").write_text("tasks: 0\n")
+    worker = Squarer(tmp_path / "store", 1)
+    assert worker.step() is StepResult.WORKED  # entered the round
+    calls = []
+    for name in ("listdir", "scandir", "stat", "lstat", "open", "link", "unlink", "utime"):
+        real = getattr(os, name)
+        monkeypatch.setattr(os, name, lambda *a, _n=name, _r=real, **k: (calls.append(_n), _r(*a, **k))[1])
+    for _ in range(3):
+        worker._listed_at = float("-inf")  # the idle pause has passed
+        assert worker.step() is StepResult.IDLE
+    assert calls == ["listdir"] * 3
+
+
+def test_journal_lines_are_written_at_once_after_a_quiet_spell_and_batched_in_bursts(tmp_path):
+    now = [100.0]
+    journal = Journal({"worker_id": 1, "host": "h", "pid": 2, "job_id": None}, clock=lambda: now[0])
+
+    def lines():
+        found = [n for n in os.listdir(tmp_path) if n.startswith(".journal.")]
+        return (tmp_path / found[0]).read_text().splitlines() if found else []
+
+    journal.record(tmp_path, "a", 1, "claim", "published", 1.0, 2.0)
+    assert len(lines()) == 1  # nothing written for a while: at once
+    now[0] += FLUSH_SECS / 10
+    journal.record(tmp_path, "b", 1, "claim", "published", 2.0, 3.0)
+    assert len(lines()) == 1  # a burst: held back
+    now[0] += FLUSH_SECS
+    journal.record(tmp_path, "c", 1, "claim", "failed", 3.0, 4.0)
+    assert [line.split(",")[0] for line in lines()] == ['{"task":"a"', '{"task":"b"', '{"task":"c"']
+    journal.record(tmp_path, "d", 2, "break", "published", 4.0, 5.0)
+    journal.close()
+    assert len(lines()) == 4
