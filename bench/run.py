@@ -204,6 +204,7 @@ def main() -> int:
     ap.add_argument("--systems", default=",".join(SYSTEMS))
     ap.add_argument("--strace-n", type=int, default=10000, help="N of the strace runs (0: none)")
     ap.add_argument("--strace-fs", default="shm", help="file systems of the strace runs")
+    ap.add_argument("--firstclaim-fs", default="shm", help="file systems of the first-claim runs")
     ap.add_argument("--no-firstclaim", action="store_true")
     ap.add_argument("--idle-workers", type=int, default=100, help="idle fsmw workers to count "
                     "listings of (0: skip)")
@@ -239,8 +240,8 @@ def main() -> int:
         log(f"{fs} N={n} {r['mode']} {system} rep={rep}: {'ok' if r.get('ok') else 'FAILED'} {shown}")
         return r
 
-    def runs_at(n: int) -> List[str]:
-        big = [s for s in systems if n <= MAX_N.get(s, MILLION)]
+    def runs_at(n: int, fs: str = "shm") -> List[str]:
+        big = [s for s in systems if n <= MAX_N.get(s, MILLION) and (fs == "shm" or s != "jug" or n <= 1000)]
         return [s for s in big if n < MILLION or s in ("fsmw", "bare")]
 
     lab = None
@@ -254,7 +255,7 @@ def main() -> int:
                 fss.remove("gluster")
         for fs in fss:
             for n in plan.get(fs, []):
-                chosen = runs_at(n)
+                chosen = runs_at(n, fs)
                 reps = a.reps if n < MILLION else 1
                 # Interleaved repetitions: each repetition runs every system once,
                 # in an order rotated by one per repetition.
@@ -262,7 +263,7 @@ def main() -> int:
                     k = rep % len(chosen)
                     for s in chosen[k:] + chosen[:k]:
                         do(s, fs, n, "throughput", rep)
-                if not a.no_firstclaim:
+                if not a.no_firstclaim and fs in a.firstclaim_fs.split(","):
                     for s in chosen:
                         do(s, fs, n, "firstclaim")
         if a.strace_n:

@@ -5,9 +5,10 @@ Protocol per round k:
      round k+1), then ``create_input_files()`` writes each input two-stage
      (temp, fsync where wanted (see ``_fsinfo``), rename), then ``SEALED``;
   2. poll with one listing of ``round-k`` per pass (parsing only the names
-     that changed since the last one), every 0.02 s while results arrive,
-     backing off up to ``master_idle_sleep_secs`` while none do, and pausing
-     at least four times what the last poll took; a task is done when
+     that changed since the last one), again at about half the time the
+     round should still take at its rate so far, backing off up to
+     ``master_idle_sleep_secs`` while nothing arrives, and pausing at least
+     what the last poll took (four times that on a shared file system); a task is done when
      ``<task>.out`` exists and failed when ``<task>.failed`` does (the master
      marks it itself if ``max_attempts`` error records exist and no claim is
      live);
@@ -34,7 +35,7 @@ from typing import Callable, Dict, Iterator, List, Mapping, Set, Union
 
 from . import _names as names
 from ._atomic import unlink_quietly, write_replace, write_temp
-from ._fsinfo import fsync_wanted, sync_file_system
+from ._fsinfo import fsync_wanted, is_local, sync_file_system
 from ._errors import StoreError, TaskNameError
 from ._options import Options
 from ._progress import Progress
@@ -246,20 +247,32 @@ class Master:
         self.log.info("round %d: %d tasks", number, len(self._tasks))
 
     def _wait_for_round(self) -> None:
-        # Poll quickly while results arrive, back off up to master_idle_sleep_secs
-        # while none do, and pause at least POLL_PACE x a poll's cost (a listing of
-        # a big round on a network file system costs the server work per entry).
+        # Poll again at about half the time the round should still take at its
+        # rate so far (quickly at first and near the end, rarely in between),
+        # back off up to master_idle_sleep_secs while nothing arrives, and pause
+        # at least a multiple of what the last poll cost (on a network file
+        # system a listing of a big round costs the server work per entry).
+        pace = 1.0 if is_local(self._round_dir) else POLL_PACE
         pause, seen = FIRST_POLL_SECS, -1
+        began, at_start = self._clock(), None
         while True:
             started = self._clock()
             if self.step():
                 break
-            cost = self._clock() - started
+            now = self._clock()
+            cost = now - started
             finished = len(self._done) + len(self._view.failed)
-            pause = FIRST_POLL_SECS if finished != seen else \
-                min(pause * 2, self.options.master_idle_sleep_secs)
+            if at_start is None:
+                at_start = finished
+            if finished != seen:
+                rate = (finished - at_start) / (now - began) if now > began else 0.0
+                left = len(self._tasks) - finished
+                pause = FIRST_POLL_SECS if rate <= 0 else left / rate / 2
+            else:
+                pause *= 2
+            pause = min(max(pause, FIRST_POLL_SECS), self.options.master_idle_sleep_secs)
             seen = finished
-            self._sleep(max(random.uniform(pause / 2, pause), POLL_PACE * cost))
+            self._sleep(max(random.uniform(pause / 2, pause), pace * cost))
         self._tally()
 
     def _tally(self) -> None:

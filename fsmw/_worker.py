@@ -37,14 +37,14 @@ from . import _names as names
 from ._attempt import Attempt, Outcome, scratch_dir
 from ._claims import Claim, Heartbeat, Token
 from ._errors import FsmwError, StoreError
-from ._fsinfo import fsync_wanted
+from ._fsinfo import fsync_wanted, is_local
 from ._journal import Journal
 from ._lease import LeaseJudge
 from ._options import Options
 from ._owner import owner_facts, slurm_time_left
 from ._recovery import LOCK_GRACE_SECS, Recovery
 from ._stopping import StopSwitch, WorkerInterrupted
-from ._store import RoundView, Store
+from ._store import RoundTracker, RoundView, Store
 
 LISTING_REUSE_SECS = 5.0
 MISSES_BEFORE_RELIST = 4
@@ -98,12 +98,15 @@ class Worker:
         self._recovery = Recovery(self.options, self._judge, self._facts, self.log)
         self._round: Optional[int] = None
         self._round_dir = self.store.root
+        self._tracker = RoundTracker()
         self._closed_round = 0
         self._next_judging = float("-inf")
         self._view = RoundView()
         self._queue: Deque[str] = deque()
         self._listed_at = float("-inf")
         self._listing_cost = 0.0
+        self._pace: Optional[float] = None  # LISTING_PACE on shared file systems, else 0
+        self._paced = False
         self.tasks_done = 0
         self._journal = Journal(self._facts)
         self._heartbeat = Heartbeat(self.options.heartbeat_secs, self._fenced)
@@ -162,6 +165,10 @@ class Worker:
                 return ExitCode.OUT_OF_TIME
             if result is StepResult.WORKED:
                 idle_since, pause = self._clock(), FIRST_IDLE_SLEEP_SECS
+                continue
+            if self._paced:  # wait for the next listing, without backing off further
+                self._paced = False
+                self._sleep(max(0.0, self._next_listing() - self._clock()))
                 continue
             self._journal.flush()  # idle: let status and report see what was done
             if self._clock() - idle_since >= self.options.worker_max_idle_secs:
@@ -224,11 +231,14 @@ class Worker:
             found_claim = self._claim_pending(number)
         if found_claim is None and not fresh and self._may_list():
             self._relist(number)
+            fresh = True
             found_claim = self._claim_pending(number)
         if found_claim is None:
             if self._view.closed:
                 self._closed_round, self._round = number, None
                 return self._find_round()
+            if not fresh:
+                self._paced = True  # not idle: the next listing is just not due yet
             return StepResult.IDLE
         return self._work(number, found_claim)
 
@@ -255,6 +265,9 @@ class Worker:
             self.log.info("working on %s", names.round_name(number))
         self._round = number
         self._round_dir = self.store.round_dir(number)
+        self._tracker = RoundTracker()
+        if self._pace is None:
+            self._pace = 0.0 if is_local(self._round_dir) else LISTING_PACE
         self._queue = deque()
         self._listed_at = float("-inf")
 
@@ -273,13 +286,18 @@ class Worker:
 
         A big directory on a network file system costs the server work per
         entry; this keeps a worker's share of that bounded however fast the
-        tasks are, while small listings stay immediate.
+        tasks are, while small listings stay immediate.  On a local file
+        system a listing costs only this worker's own time: no pacing.
         """
-        return self._clock() >= self._listed_at + LISTING_PACE * self._listing_cost
+        return self._clock() >= self._next_listing()
+
+    def _next_listing(self) -> float:
+        return self._listed_at + (self._pace or 0.0) * self._listing_cost
 
     def _relist(self, number: int) -> None:
         started = self._clock()
-        view = self.store.scan(number)
+        view = self._tracker.view
+        self._tracker.update(self.store.listing(number))
         self._listing_cost = self._clock() - started
         limit = self.options.max_attempts
         queue = deque(sorted(t for t in view.pending() if view.error_count(t) < limit))

@@ -92,7 +92,7 @@ def test_an_idle_pass_is_one_listing_and_nothing_else(tmp_path, monkeypatch):
     round_dir.mkdir(parents=True)
     (round_dir / "SEALED").write_text("tasks: 0\n")
     worker = Squarer(tmp_path / "store", 1)
-    assert worker.step() is StepResult.WORKED  # entered the round
+    assert worker.step() is StepResult.IDLE  # entered the round: nothing to do
     calls = []
     for name in ("listdir", "scandir", "stat", "lstat", "open", "link", "unlink", "utime"):
         real = getattr(os, name)

@@ -22,7 +22,6 @@ import argparse
 import atexit
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -158,12 +157,25 @@ def check_squares(pairs, n: int) -> Optional[str]:
     return None
 
 
+def peak_rss_mb() -> Optional[float]:
+    """This process's peak resident memory since its exec (VmHWM; ru_maxrss would
+    include the parent's size across fork and exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def report(t0: float, t_end: float, n: int, error: Optional[str], directory: str,
            **extra) -> None:
     fc = first_claim_time(directory)
     out = {"wall": t_end - t0, "n": n, "ok": error is None, "error": error,
            "first_claim": (fc - t0) if fc is not None else None,
-           "master_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+           "master_rss_mb": peak_rss_mb()}
     out.update(extra)
     print("RESULT " + json.dumps(out), flush=True)
 
