@@ -292,7 +292,9 @@ def main() -> int:
                    "elapsed_s": time.time() - started}, fh, indent=1)
     print(text)
     log(f"wrote {a.out}/bench-{stamp}.md and .json")
-    return 0 if all(r.get("ok") for r in runs) else 1
+    # A failed reference run is shown as such in the table; a failed fsmw run
+    # (a lost, duplicated or wrong result) fails the benchmark.
+    return 0 if all(r.get("ok") for r in runs if r["system"].startswith("fsmw")) else 1
 
 
 def strace_summary(path: str, n: int, r: dict) -> dict:
