@@ -208,8 +208,8 @@ def main() -> int:
     ap.add_argument("--no-firstclaim", action="store_true")
     ap.add_argument("--idle-workers", type=int, default=100, help="idle fsmw workers to count "
                     "listings of (0: skip)")
-    ap.add_argument("--idle-secs", type=float, default=40.0)
-    ap.add_argument("--timeout", type=float, default=300, help="seconds per run (gluster: a third)")
+    ap.add_argument("--idle-secs", type=float, default=30.0)
+    ap.add_argument("--timeout", type=float, default=300, help="seconds per run (gluster: a fifth)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     a = ap.parse_args()
     plan = parse_plan(a.plan)
@@ -232,7 +232,7 @@ def main() -> int:
         print(f"[{time.time() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     def do(system, fs, n, mode, rep=None, strace=None):
-        r = run_one(system, fs, n, mode, a.timeout / 3 if fs == "gluster" else a.timeout, strace)
+        r = run_one(system, fs, n, mode, a.timeout / 5 if fs == "gluster" else a.timeout, strace)
         r.update(system=system, fs=fs, n=n, mode="strace" if strace else mode, rep=rep)
         runs.append(r)
         shown = (f"wall={r['wall']:.3f}s first_claim={r.get('first_claim') or 0:.4f}s"
@@ -270,9 +270,10 @@ def main() -> int:
             tmpd = tempfile.mkdtemp(prefix="fsmw-bench-strace-")
             for fs in [f for f in a.strace_fs.split(",") if f in fss]:
                 for s in runs_at(a.strace_n):
+                    n = min(a.strace_n, 1000) if s == "jug" else a.strace_n  # jug: 80 s at 10,000
                     path = os.path.join(tmpd, f"{fs}-{s}.txt")
-                    r = do(s, fs, a.strace_n, "throughput", strace=path)
-                    strace[f"{fs}/{s}"] = strace_summary(path, a.strace_n, r)
+                    r = do(s, fs, n, "throughput", strace=path)
+                    strace[f"{fs}/{s}"] = strace_summary(path, n, r)
             shutil.rmtree(tmpd, ignore_errors=True)
     finally:
         if lab is not None:
