@@ -41,7 +41,7 @@ $(BENCH_VENV)/.installed: setup.py bench/requirements.txt
 	touch $@
 
 # fsmw vs dirq, jug and a bare lock-file script on tmpfs, the disk and GlusterFS
-# (see bench/README.md; about 13 minutes). strace is installed if missing (as root);
+# (see bench/README.md; under 15 minutes). strace is installed if missing (as root);
 # the GlusterFS runs need the cluster tier's packages and are skipped without them.
 # The million-task run: make bench BENCH_ARGS=--million
 bench: $(BENCH_VENV)/.installed
