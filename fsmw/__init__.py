@@ -9,7 +9,8 @@ See README.md for the protocol and the store layout.
 from __future__ import annotations
 
 from ._errors import FsmwError, StoreError, TaskNameError
-from ._master import Failure, Master, Summary
+from ._master import Master
+from ._summary import Failure, Summary
 from ._options import Options
 from ._store import Store
 from ._worker import ExitCode, StepResult, Worker

@@ -36,7 +36,8 @@ from typing import Callable, Dict, Iterator, Optional, Union
 
 from . import _names as names
 from ._atomic import fsync_path, publish, temp_path, unlink_quietly, write_temp
-from ._claims import Claim, Heartbeat, read_text
+from ._claims import Claim, read_text
+from ._heartbeat import Heartbeat
 from ._options import Options
 from ._records import count_errors, write_duplicate, write_error, write_failed
 from ._stopping import WorkerInterrupted

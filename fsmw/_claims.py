@@ -4,7 +4,7 @@ Protocol:
   * A claim is the name ``<task>.claim.<g>``; of all processes that try to
     create generation ``g`` exactly one succeeds, on a local disk and on
     NFSv3+/GlusterFS alike.  A worker claims by ``link``-ing its token (see
-    :class:`Token`: one inode per worker and round, holding its owner facts
+    ``_token``: one inode per worker and round, holding its owner facts
     and its fcntl lock) to that name, which fails with EEXIST for all but
     one, like an O_CREAT|O_EXCL create, but allocates no inode per task.
   * A claim stays when its attempt ends (published, failed or broken): it is
@@ -37,22 +37,19 @@ import errno
 import fcntl
 import logging
 import os
-import secrets
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Union
+from typing import Optional, Union
 
 from ._atomic import unlink_quietly, write_temp
-from ._owner import format_record, host_name, safe_host
+from ._owner import host_name
 
 log = logging.getLogger("fsmw.claims")
 
 _BUSY = frozenset((errno.EACCES, errno.EAGAIN))
 _GONE = frozenset((errno.ENOENT, errno.ESTALE))
 _BAD_FD = frozenset((errno.EBADFD, errno.EBADF))
-TOKEN_PREFIX = ".worker."
 _locks_broken_reported = False
 _locks_supported = True
 
@@ -77,7 +74,7 @@ class Claim:
 
     ``fd`` is an open descriptor of that inode (for heartbeats and the fcntl
     witness); ``own_fd`` says whether the claim closes it (a claim won by
-    :func:`try_claim`) or a :class:`Token` does.
+    :func:`try_claim`) or a worker's token (``_token``) does.
     """
 
     def __init__(self, path: Union[str, Path], ino: int, fd: int, task: str, gen: int,
@@ -162,92 +159,6 @@ class Claim:
         self.fd = -1
 
 
-class Token:
-    """A worker's claim token in one round directory: the inode its claims link to.
-
-    ``.worker.<host>.<pid>.<hex>`` holds the worker's owner facts and, where
-    fcntl works, the worker's write lock for as long as it lives.  Claiming a
-    task is ``link(token, <task>.claim.<g>)``: exclusive like an O_EXCL
-    create (EEXIST for all but one), but no new inode per task.  Before each
-    link the current task, attempt and start time are written over the
-    record (one ``pwrite``), so ``cat`` on a running claim tells who runs what
-    since when.  A new token is started every ``MAX_LINKS`` claims, and
-    sooner if the file system refuses another link (ext4 allows 65,000 links
-    to an inode; GlusterFS answered ENOSPC after about 740).  The token's name is removed when the worker
-    leaves the round; its claims keep the inode.
-    """
-
-    MAX_LINKS = 256
-    RECORD_SIZE = 1024
-
-    def __init__(self, directory: Union[str, Path], facts: Mapping[str, object]) -> None:
-        self._dir = directory
-        self._facts = format_record(facts)  # rendered once
-        self._second, self._started = -1, b""
-        self.fd = -1
-        self._open()
-
-    def _open(self) -> None:
-        self.path = f"{self._dir}/{TOKEN_PREFIX}{safe_host()}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        try:
-            self._write(fd, "", 0)
-            if _locks_supported:
-                _lock(fd, self.path)
-            self.ino = os.fstat(fd).st_ino
-        except BaseException:
-            os.close(fd)
-            unlink_quietly(self.path)
-            raise
-        self.fd, self.links = fd, 1
-
-    def _write(self, fd: int, task: str, gen: int) -> None:
-        now = int(time.time())
-        if now != self._second:  # the ISO time changes once a second at most
-            self._second = now
-            self._started = datetime.fromtimestamp(now, timezone.utc).isoformat().encode()
-        record = b"task: %s\nattempt: %d\n%sstarted: %s\n" % (
-            task.encode("utf-8", errors="replace"), gen, self._facts, self._started if task else b"")
-        os.pwrite(fd, record.ljust(self.RECORD_SIZE - 1)[:self.RECORD_SIZE - 1] + b"\n", 0)
-
-    def claim(self, path: Union[str, Path], task: str, gen: int) -> Optional[Claim]:
-        """Try to win claim ``path``; None if another process has this generation."""
-        if self.links >= self.MAX_LINKS:
-            self.rotate()
-        self._write(self.fd, task, gen)
-        try:
-            os.link(self.path, path)
-        except FileExistsError:
-            if not self._linked_anyway(path):
-                return None
-        except OSError as exc:
-            # A link limit lower than MAX_LINKS: EMLINK, or ENOSPC on GlusterFS
-            # (measured: about 740 links).  With a fresh token it is a real error.
-            if exc.errno not in (errno.EMLINK, errno.ENOSPC) or self.links <= 1:
-                raise
-            self.rotate()
-            return self.claim(path, task, gen)
-        self.links += 1
-        return Claim(path, self.ino, self.fd, task, gen, own_fd=False)
-
-    def _linked_anyway(self, path: Union[str, Path]) -> bool:
-        # NFS: a retransmitted LINK can report EEXIST although it succeeded.
-        try:
-            return os.stat(path).st_ino == self.ino
-        except OSError:
-            return False
-
-    def rotate(self) -> None:
-        self.close()
-        self._open()
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            unlink_quietly(self.path)  # before closing: see Claim.release
-            os.close(self.fd)
-            self.fd = -1
-
-
 def break_claim(path: Union[str, Path], record: bytes) -> None:
     """Fence the holder of claim ``path``: put a record of the break in its place.
 
@@ -268,7 +179,7 @@ def try_claim(path: Path, task: str, gen: int, owner: bytes, use_fcntl: bool = T
     """Win claim ``path`` by creating it (O_EXCL) with ``owner`` facts in it.
 
     For one-off claims (``fsmw requeue``, tests); workers claim through a
-    :class:`Token`.
+    token (``_token``).
 
     Returns:
         The :class:`Claim`, or ``None`` if another process has this generation.
@@ -280,7 +191,7 @@ def try_claim(path: Path, task: str, gen: int, owner: bytes, use_fcntl: bool = T
     try:
         os.write(fd, owner)
         if use_fcntl and _locks_supported:
-            _lock(fd, path)
+            take_lock(fd, path)
         return Claim(path, os.fstat(fd).st_ino, fd, task, gen, own_fd=True)
     except BaseException:
         os.close(fd)
@@ -288,7 +199,8 @@ def try_claim(path: Path, task: str, gen: int, owner: bytes, use_fcntl: bool = T
         raise
 
 
-def _lock(fd: int, path: Union[str, Path]) -> None:
+def take_lock(fd: int, path: Union[str, Path]) -> None:
+    """Take the fcntl witness lock on a new claim or token (see the module docstring)."""
     for _ in range(200):
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -337,48 +249,3 @@ def read_text(path: Path, limit: int = 65536) -> Optional[bytes]:
         if exc.errno in _GONE:
             return None
         raise
-
-
-class Heartbeat:
-    """One thread per worker that touches the claim held at the moment.
-
-    It wakes every ``interval`` seconds; a claim held for less than that is
-    never touched, so short tasks cost no heartbeat call at all.
-    ``on_fenced(claim)`` is called (from the thread) once a claim is found broken.
-    """
-
-    def __init__(self, interval: float, on_fenced: Optional[Callable[[Claim], None]] = None) -> None:
-        self._interval = interval
-        self._on_fenced = on_fenced
-        self._claim: Optional[Claim] = None
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-
-    def hold(self, claim: Optional[Claim]) -> None:
-        """Keep ``claim`` alive from now on (None: nothing to keep alive)."""
-        self._claim = claim
-        if claim is not None and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="fsmw-heartbeat", daemon=True)
-            self._thread.start()
-
-    def close(self) -> None:
-        self._claim = None
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        self._stop = threading.Event()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            claim = self._claim
-            if claim is None or claim.fenced:
-                continue
-            try:
-                alive = claim.touch()
-            except OSError as exc:  # a flaky mount: keep trying, the lease decides
-                log.warning("%s/%d: heartbeat on %s failed: %s", host_name(), os.getpid(),
-                            claim.path, exc)
-                continue
-            if not alive and claim.fd >= 0 and self._on_fenced:
-                self._on_fenced(claim)

@@ -29,13 +29,14 @@ import logging
 import os
 import random
 import time
-from collections import deque
 from pathlib import Path
-from typing import Callable, Deque, Optional, Union
+from typing import Callable, Optional, Union
 
 from . import _names as names
 from ._attempt import Attempt, Outcome, scratch_dir
-from ._claims import Claim, Heartbeat, Token
+from ._claims import Claim
+from ._heartbeat import Heartbeat
+from ._token import Token
 from ._errors import FsmwError, StoreError
 from ._fsinfo import fsync_wanted, is_local
 from ._journal import Journal
@@ -44,10 +45,10 @@ from ._options import Options
 from ._owner import owner_facts, slurm_time_left
 from ._recovery import LOCK_GRACE_SECS, Recovery
 from ._stopping import StopSwitch, WorkerInterrupted
-from ._store import RoundTracker, RoundView, Store
+from ._pending import PendingTasks
+from ._store import Store
 
 LISTING_REUSE_SECS = 5.0
-MISSES_BEFORE_RELIST = 4
 LISTING_PACE = 4.0
 FIRST_IDLE_SLEEP_SECS = 0.05
 _log = logging.getLogger("fsmw.worker")
@@ -98,13 +99,9 @@ class Worker:
         self._recovery = Recovery(self.options, self._judge, self._facts, self.log)
         self._round: Optional[int] = None
         self._round_dir = self.store.root
-        self._tracker = RoundTracker()
         self._closed_round = 0
         self._next_judging = float("-inf")
-        self._view = RoundView()
-        self._queue: Deque[str] = deque()
-        self._listed_at = float("-inf")
-        self._listing_cost = 0.0
+        self._pending = PendingTasks(list, clock, 0.0, 0.0, self.options.max_attempts)  # no round yet
         self._pace: Optional[float] = None  # LISTING_PACE on shared file systems, else 0
         self._paced = False
         self.tasks_done = 0
@@ -168,7 +165,7 @@ class Worker:
                 continue
             if self._paced:  # wait for the next listing, without backing off further
                 self._paced = False
-                self._sleep(max(0.0, self._next_listing() - self._clock()))
+                self._sleep(max(0.0, self._pending.next_listing() - self._clock()))
                 continue
             self._journal.flush()  # idle: let status and report see what was done
             if self._clock() - idle_since >= self.options.worker_max_idle_secs:
@@ -222,19 +219,20 @@ class Worker:
                 return found
         number = self._round
         assert number is not None
-        fresh = self._refresh_if_stale(number)
+        pending = self._pending
+        fresh = pending.refresh_if_stale()
         # Busy and idle workers alike look at running claims every lease_secs / 4
         # (one stat each), so a dead worker's task is redone within about a lease
         # and an idle worker's poll is otherwise a single listing.
         found_claim = self._recover(number) if self._clock() >= self._next_judging else None
         if found_claim is None:
-            found_claim = self._claim_pending(number)
-        if found_claim is None and not fresh and self._may_list():
-            self._relist(number)
+            found_claim = pending.claim(self._claim_fn(number))
+        if found_claim is None and not fresh and pending.may_list():
+            pending.relist()
             fresh = True
-            found_claim = self._claim_pending(number)
+            found_claim = pending.claim(self._claim_fn(number))
         if found_claim is None:
-            if self._view.closed:
+            if pending.view.closed:
                 self._closed_round, self._round = number, None
                 return self._find_round()
             if not fresh:
@@ -247,7 +245,7 @@ class Worker:
         if not self.options.take_lockfile_existence_as_lock:
             every = min(every, LOCK_GRACE_SECS)  # free locks tell of dead holders quickly
         self._next_judging = self._clock() + every
-        return self._recovery.find(self._view, self.store.round_dir(number), self._claim_fn(number))
+        return self._recovery.find(self._pending.view, self._round_dir, self._claim_fn(number, recheck=True))
 
     # -- rounds ---------------------------------------------------------------
     def _find_round(self) -> StepResult:
@@ -265,64 +263,16 @@ class Worker:
             self.log.info("working on %s", names.round_name(number))
         self._round = number
         self._round_dir = self.store.round_dir(number)
-        self._tracker = RoundTracker()
         if self._pace is None:
             self._pace = 0.0 if is_local(self._round_dir) else LISTING_PACE
-        self._queue = deque()
-        self._listed_at = float("-inf")
+        self._pending = PendingTasks(lambda: self.store.listing(number), self._clock, self._pace,
+                                     min(LISTING_REUSE_SECS, self.options.lease_secs / 2),
+                                     self.options.max_attempts)
 
-    # -- listing and claiming ---------------------------------------------
-    def _refresh_if_stale(self, number: int) -> bool:
-        age = self._clock() - self._listed_at
-        if self._queue and age < min(LISTING_REUSE_SECS, self.options.lease_secs / 2):
-            return False
-        if not self._may_list():
-            return False
-        self._relist(number)
-        return True
-
-    def _may_list(self) -> bool:
-        """Listings are paced: the next one starts LISTING_PACE x the last one's cost after it.
-
-        A big directory on a network file system costs the server work per
-        entry; this keeps a worker's share of that bounded however fast the
-        tasks are, while small listings stay immediate.  On a local file
-        system a listing costs only this worker's own time: no pacing.
-        """
-        return self._clock() >= self._next_listing()
-
-    def _next_listing(self) -> float:
-        return self._listed_at + (self._pace or 0.0) * self._listing_cost
-
-    def _relist(self, number: int) -> None:
-        started = self._clock()
-        view = self._tracker.view
-        self._tracker.update(self.store.listing(number))
-        self._listing_cost = self._clock() - started
-        limit = self.options.max_attempts
-        queue = deque(sorted(t for t in view.pending() if view.error_count(t) < limit))
-        queue.rotate(random.randrange(len(queue) or 1))
-        self._view, self._queue, self._listed_at = view, queue, self._clock()
-
-    def _claim_pending(self, number: int) -> Optional[Claim]:
-        # Workers walk the sorted pending tasks from random starting points; one
-        # that runs into tasks another worker took (a lost claim) jumps to a new
-        # random point.  After MISSES_BEFORE_RELIST lost claims in a row most of
-        # the queue is likely taken: a fresh listing is cheaper than more misses.
-        queue, misses = self._queue, 0
-        while queue and misses < MISSES_BEFORE_RELIST:
-            task = queue.popleft()
-            won = self._claim(number, task, self._view.next_gen(task), recheck=False)
-            if won is not None:
-                return won
-            misses += 1
-            queue.rotate(random.randrange(len(queue) or 1))
-        queue.clear()
-        return None
-
-    def _claim_fn(self, number: int) -> Callable[[str, int], Optional[Claim]]:
+    # -- claiming -----------------------------------------------------------
+    def _claim_fn(self, number: int, recheck: bool = False) -> Callable[[str, int], Optional[Claim]]:
         def claim(task: str, gen: int) -> Optional[Claim]:
-            return self._claim(number, task, gen)
+            return self._claim(number, task, gen, recheck)
         return claim
 
     def _claim(self, number: int, task: str, gen: int, recheck: bool = True) -> Optional[Claim]:

@@ -8,7 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from fsmw import _claims
+from fsmw import _claims, _heartbeat, _token
 from fsmw._owner import parse_record
 
 
@@ -19,7 +19,7 @@ def locks_on(monkeypatch):
 
 
 def _race(path):
-    token = _claims.Token(path.parent, {"host": "h"})
+    token = _token.Token(path.parent, {"host": "h"})
     claim = token.claim(path, "t", 1)
     won = 0 if claim is None else 1
     time.sleep(0.05)
@@ -48,7 +48,7 @@ def test_exactly_one_of_many_processes_wins_a_generation(tmp_path):
 
 
 def test_token_claims_link_one_inode_that_tells_the_owner_and_is_locked(tmp_path):
-    token = _claims.Token(tmp_path, {"host": "h", "pid": 1})
+    token = _token.Token(tmp_path, {"host": "h", "pid": 1})
     first = token.claim(tmp_path / "a.claim.1", "a", 1)
     first.close()
     second = token.claim(tmp_path / "b.claim.3", "b", 3)
@@ -64,7 +64,7 @@ def test_token_claims_link_one_inode_that_tells_the_owner_and_is_locked(tmp_path
 
 
 def test_a_lost_generation_returns_none_and_an_nfs_retransmitted_win_counts(tmp_path, monkeypatch):
-    token = _claims.Token(tmp_path, {})
+    token = _token.Token(tmp_path, {})
     _claims.try_claim(tmp_path / "t.claim.1", "t", 1, b"other").close()
     assert token.claim(tmp_path / "t.claim.1", "t", 1) is None
     real_link = os.link
@@ -79,8 +79,8 @@ def test_a_lost_generation_returns_none_and_an_nfs_retransmitted_win_counts(tmp_
 
 
 def test_token_rotates_before_the_link_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr(_claims.Token, "MAX_LINKS", 3)
-    token = _claims.Token(tmp_path, {})
+    monkeypatch.setattr(_token.Token, "MAX_LINKS", 3)
+    token = _token.Token(tmp_path, {})
     claims = [token.claim(tmp_path / f"t{i}.claim.1", f"t{i}", 1) for i in range(5)]
     # The token's own name counts as a link: two claims per token, then a new one.
     assert [c.ino for c in claims].count(claims[0].ino) == 2
@@ -92,7 +92,7 @@ def test_token_rotates_before_the_link_limit(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("code", [errno.EMLINK, errno.ENOSPC])
 def test_token_rotates_when_the_file_system_refuses_another_link(tmp_path, monkeypatch, code):
-    token = _claims.Token(tmp_path, {})
+    token = _token.Token(tmp_path, {})
     first = token.claim(tmp_path / "a.claim.1", "a", 1)
     real_link = os.link
 
@@ -108,7 +108,7 @@ def test_token_rotates_when_the_file_system_refuses_another_link(tmp_path, monke
 
 
 def test_a_real_enospc_is_not_hidden(tmp_path, monkeypatch):
-    token = _claims.Token(tmp_path, {})
+    token = _token.Token(tmp_path, {})
 
     def full(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -126,7 +126,7 @@ def test_holder_gone_when_the_lock_is_free(tmp_path):
 
 
 def test_broken_claim_fences_its_holder_and_its_name_stays(tmp_path):
-    token = _claims.Token(tmp_path, {})
+    token = _token.Token(tmp_path, {})
     path = tmp_path / "t.claim.1"
     claim = token.claim(path, "t", 1)
     assert claim.still_mine()
@@ -159,7 +159,7 @@ def test_close_keeps_the_claim_and_release_removes_it(tmp_path):
 
 
 def _beating(claim, interval, on_fenced=None):
-    beat = _claims.Heartbeat(interval, on_fenced)
+    beat = _heartbeat.Heartbeat(interval, on_fenced)
     beat.hold(claim)
     return beat
 

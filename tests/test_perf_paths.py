@@ -98,7 +98,7 @@ def test_an_idle_pass_is_one_listing_and_nothing_else(tmp_path, monkeypatch):
         real = getattr(os, name)
         monkeypatch.setattr(os, name, lambda *a, _n=name, _r=real, **k: (calls.append(_n), _r(*a, **k))[1])
     for _ in range(3):
-        worker._listed_at = float("-inf")  # the idle pause has passed
+        worker._pending.listed_at = float("-inf")  # the idle pause has passed
         assert worker.step() is StepResult.IDLE
     assert calls == ["listdir"] * 3
 

@@ -131,7 +131,8 @@ def test_a_generation_used_since_the_listing_is_skipped(tmp_path, clock):
 
     store = make_round(tmp_path, {"t": 1})
     late = Spy(tmp_path, clock=clock)
-    late._relist(1)  # the listing shows no claim and no error: it would try generation 1
+    late._enter_round(1)
+    late._pending.relist()  # the listing shows no claim and no error: it would try generation 1
     # Attempt 1 came and went: its claim stays, with its error record.
     write_replace(store.task_file(1, "t", "claim", 1), b"host: elsewhere\n")
     write_replace(store.task_file(1, "t", "err", 1), b"error: boom\n")
