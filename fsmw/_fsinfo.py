@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 LOCAL_TYPES = frozenset("""
 ext2 ext3 ext4 xfs btrfs tmpfs ramfs f2fs zfs jfs reiserfs bcachefs overlay vfat exfat
@@ -66,10 +67,16 @@ def fsync_wanted(option: Optional[bool], path: Union[str, "os.PathLike[str]"]) -
     return (not is_local(path)) if option is None else option
 
 
+@functools.lru_cache(maxsize=1)
+def _syncfs() -> Optional[Callable[[int], int]]:
+    """libc's syncfs, looked up once (find_library may run ``ldconfig``)."""
+    libc_name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(libc_name, use_errno=True), "syncfs", None) if libc_name else None
+
+
 def sync_file_system(path: Union[str, "os.PathLike[str]"]) -> None:
     """Flush the file system holding ``path`` to stable storage (``syncfs``, else ``sync``)."""
-    libc_name = ctypes.util.find_library("c")
-    syncfs = getattr(ctypes.CDLL(libc_name, use_errno=True), "syncfs", None) if libc_name else None
+    syncfs = _syncfs()
     if syncfs is None:
         os.sync()
         return

@@ -11,7 +11,7 @@ import os
 import re
 import socket
 import subprocess
-from typing import Dict, Mapping, Optional
+from typing import Callable, Dict, Mapping, Optional
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -117,3 +117,24 @@ def parse_record(data: bytes) -> Dict[str, str]:
             facts[key.strip()] = value.strip()
     facts[""] = body
     return facts
+
+
+class Allocation:
+    """A worker's allocation: ``walltime_secs``, else the Slurm job's time left, else unlimited."""
+
+    def __init__(self, walltime_secs: Optional[float], clock: Callable[[], float]) -> None:
+        self._clock = clock
+        if walltime_secs is None:
+            walltime_secs = slurm_time_left()
+        self._deadline = None if walltime_secs is None else clock() + walltime_secs
+
+    def time_left(self) -> Optional[float]:
+        return None if self._deadline is None else self._deadline - self._clock()
+
+    def too_short(self, typical_secs: Callable[[], Optional[float]]) -> bool:
+        """True when the time left cannot be expected to fit one more task."""
+        left = self.time_left()
+        if left is None:
+            return False
+        typical = typical_secs()
+        return left <= 0 or (typical is not None and left < typical)

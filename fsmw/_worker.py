@@ -42,7 +42,7 @@ from ._fsinfo import fsync_wanted, is_local
 from ._journal import Journal
 from ._lease import LeaseJudge
 from ._options import Options
-from ._owner import owner_facts, slurm_time_left
+from ._owner import Allocation, owner_facts
 from ._recovery import LOCK_GRACE_SECS, Recovery
 from ._stopping import StopSwitch, WorkerInterrupted
 from ._pending import PendingTasks
@@ -107,13 +107,9 @@ class Worker:
         self.tasks_done = 0
         self._journal = Journal(self._facts)
         self._heartbeat = Heartbeat(self.options.heartbeat_secs, self._fenced)
-        self._token: Optional[Token] = None
+        self._token: Optional[Token] = None  # this worker's claim token in the current round
         self._attempt: Optional[Attempt] = None  # made once run() has set up scratch
-        self._token_round = 0
-        walltime = self.options.walltime_secs
-        if walltime is None:
-            walltime = slurm_time_left()
-        self._deadline = None if walltime is None else clock() + walltime
+        self._allocation = Allocation(self.options.walltime_secs, clock)
 
     # -- the subclass contract --------------------------------------------
     def process_file(self, input_path: Path, output_path: Path) -> None:
@@ -158,7 +154,7 @@ class Worker:
                 return ExitCode.INTERRUPTED
             if result is StepResult.OUT_OF_TIME:
                 self.log.info("%.0f s of allocation left, less than a task takes; exiting after "
-                              "%d tasks", self._time_left() or 0.0, self.tasks_done)
+                              "%d tasks", self._allocation.time_left() or 0.0, self.tasks_done)
                 return ExitCode.OUT_OF_TIME
             if result is StepResult.WORKED:
                 idle_since, pause = self._clock(), FIRST_IDLE_SLEEP_SECS
@@ -180,19 +176,6 @@ class Worker:
             self._sleep(random.uniform(0, pause))
             pause = min(pause * 2, self.options.worker_idle_sleep_secs)
 
-    def _time_left(self) -> Optional[float]:
-        if self._deadline is None:
-            return None
-        return self._deadline - self._clock()
-
-    def _out_of_time(self) -> bool:
-        """True when the time left cannot be expected to fit one more task."""
-        left = self._time_left()
-        if left is None:
-            return False
-        typical = self._recovery.typical_secs()
-        return left <= 0 or (typical is not None and left < typical)
-
     def _check_store(self) -> None:
         root = self.store.root
         if root.exists():
@@ -211,7 +194,7 @@ class Worker:
         """One pass: claim and run at most one task."""
         if self._stop.is_set():
             return StepResult.INTERRUPTED
-        if self._out_of_time():
+        if self._allocation.too_short(self._recovery.typical_secs):
             return StepResult.OUT_OF_TIME
         if self._round is None:
             found = self._find_round()
@@ -261,6 +244,7 @@ class Worker:
     def _enter_round(self, number: int) -> None:
         if number != self._round:
             self.log.info("working on %s", names.round_name(number))
+        self._close_token()  # a token belongs to one round
         self._round = number
         self._round_dir = self.store.round_dir(number)
         if self._pace is None:
@@ -292,10 +276,8 @@ class Worker:
         return won
 
     def _token_in(self, number: int) -> Token:
-        if self._token is None or self._token_round != number:
-            self._close_token()
+        if self._token is None:
             self._token = Token(self.store.round_dir(number), self._facts)
-            self._token_round = number
         return self._token
 
     def _close_token(self) -> None:
