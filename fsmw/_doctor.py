@@ -5,7 +5,7 @@ an ``O_CREAT|O_EXCL`` create of an existing name fails with EEXIST (claims),
 ``link`` onto an existing name fails and leaves it alone (no-clobber publish)
 and ``rename`` replaces a name without a moment where it is missing (inputs,
 markers).  Create and link are also raced by 8 processes over 50 names: each
-name must have exactly one winner.  A retransmitted NFS LINK that reports
+name must have exactly one winner (``_doctor_races``).  A retransmitted NFS LINK that reports
 EEXIST although it worked cannot be provoked; ``_atomic`` checks the link count.
 
 Everything else is reported, not judged:
@@ -17,7 +17,7 @@ Everything else is reported, not judged:
     the second from the kernel's).  fsmw's leases ignore clocks; users' other
     tools do not.
   * how soon another process sees a new name in a listing and a new mtime in
-    ``stat``.  Processes of one host share the kernel's caches, so this is
+    ``stat`` (``_doctor_races``).  Processes of one host share the kernel's caches, so this is
     ~0 here; between hosts NFS may cache attributes for up to a minute, which
     one host cannot observe: the recommended lease keeps fsmw's margin.
   * the cost of listing the store's largest directory.
@@ -34,36 +34,25 @@ import errno
 import functools
 import json
 import os
-import re
 import secrets
 import shutil
-import statistics
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._atomic import write_replace
-from ._doctor_common import WAIT_SECS, Result, _Children, _mp, fs_now
+from ._doctor_common import _CREATE, WAIT_SECS, Result, _Children, _create, _mp, _ok, fs_now
+from ._doctor_races import TRIALS, probe_races, probe_visibility  # noqa: F401 (TRIALS: tests)
 from ._doctor_locks import _cross_summary, _start_holder, check_holds, probe_fcntl
 from ._doctor_report import TITLES, compare, format_text, read_results, recommend
 from ._errors import StoreError
+from ._fsinfo import mount_of
 from ._owner import host_name, safe_host
 
 DOCTOR_DIR = ".fsmw-doctor"
 ESSENTIAL = {key: TITLES[key] for key in ("excl", "excl_race", "link", "link_race", "rename")}
-RACERS, RACE_NAMES, TRIALS = 8, 50, 20
 HOLD_MARGIN_SECS = 1.0  # another host's hold counts only this far inside its window (1 s mtimes)
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-
-
-def _create(path: Path) -> None:
-    os.close(os.open(path, _CREATE, 0o600))
-
-
-def _ok(ok: bool, summary: str, **facts: Any) -> Result:
-    return dict(ok=ok, summary=("ok: " if ok else "BROKEN: ") + summary, **facts)
 
 
 def probe_excl(work: Path) -> Result:
@@ -127,53 +116,6 @@ def _open_loop(path: str, stop: Any, counts: Any) -> None:
         counts[2] += 1
 
 
-def probe_races(work: Path) -> Dict[str, Result]:
-    """RACERS processes create and link the same RACE_NAMES names at once."""
-    barrier, queue = _mp.Barrier(RACERS), _mp.Queue()
-    with _Children() as kids:
-        for i in range(RACERS):
-            kids.start(_racer, str(work), i, barrier, queue)
-        results = [queue.get(timeout=30) for _ in range(RACERS)]
-    errors = [r for r in results if isinstance(r, str)]
-    wins = Counter(w for r in results if not isinstance(r, str) for w in r)
-    out = {}
-    for kind in ("excl", "link"):
-        bad = [i for i in range(RACE_NAMES) if wins[(kind, i)] != 1]
-        what = f"{RACERS} processes x {RACE_NAMES} names"
-        if errors:
-            out[f"{kind}_race"] = _ok(False, f"{what}: {errors[0]}")
-        elif bad:
-            counts = ", ".join(f"{wins[(kind, i)]}" for i in bad[:5])
-            out[f"{kind}_race"] = _ok(False, f"{what}: {len(bad)} names had {counts} ... winners")
-        else:
-            out[f"{kind}_race"] = _ok(True, f"{what}: exactly one winner each")
-    return out
-
-
-def _racer(work: str, index: int, barrier: Any, queue: Any) -> None:
-    won: List[Any] = []
-    try:
-        barrier.wait(20)
-        for i in range(RACE_NAMES):
-            try:
-                _create(Path(work, f"race.excl.{i}"))
-                won.append(("excl", i))
-            except FileExistsError:
-                pass
-            tmp = Path(work, f"race.tmp.{index}.{i}")
-            _create(tmp)
-            try:
-                os.link(tmp, Path(work, f"race.link.{i}"))
-                won.append(("link", i))
-            except FileExistsError:
-                pass
-            os.unlink(tmp)
-    except Exception as exc:  # report any failure (sshfs: EPERM for a lost race)
-        queue.put(f"racer {index}: {exc!r}")
-        return
-    queue.put(won)
-
-
 def probe_mtime(work: Path) -> Result:
     """Stamp one file with ``utime(fd)`` until its mtime changed a few times (<= 2.1 s)."""
     fd = os.open(work / "mtime", _CREATE, 0o600)
@@ -218,62 +160,6 @@ def probe_clock(work: Path, step_s: float) -> Result:
                 summary=f"{offset:+.3f} s +- {unc:.3f} s (utime(fd) stamp: {utime_offset:+.3f} s)")
 
 
-def _watch(conn: Any) -> None:
-    """Child: for each (kind, path, wanted) job, say "ready", poll, send when it was seen."""
-    for kind, path, wanted in iter(conn.recv, None):
-        conn.send("ready")
-        seen, deadline = None, time.monotonic() + WAIT_SECS
-        while seen is None and time.monotonic() < deadline:
-            try:
-                hit = wanted in os.listdir(path) if kind == "list" else os.stat(path).st_mtime_ns == wanted
-            except FileNotFoundError:
-                hit = False
-            seen = time.monotonic() if hit else None
-        conn.send(seen)
-
-
-def probe_visibility(work: Path) -> Dict[str, Result]:
-    """How soon another process lists a new name / stats a new mtime (ms after the call)."""
-    target = work / "utime"
-    _create(target)
-    delays: Dict[str, List[Optional[float]]] = {"new_file": [], "utime": []}
-    mine, theirs = _mp.Pipe()
-    with _Children() as kids:
-        kids.start(_watch, theirs)
-        for i in range(TRIALS):
-            stamp = (1_000_000_000 + i) * 10**9  # whole seconds: seen at any resolution
-            delays["new_file"].append(_trial(mine, ("list", str(work), f"visible.{i}"),
-                                             functools.partial(_create, work / f"visible.{i}")))
-            delays["utime"].append(_trial(mine, ("stat", str(target), stamp),
-                                          functools.partial(os.utime, target, ns=(stamp, stamp))))
-        mine.send(None)
-    return {key: _delay_summary(values) for key, values in delays.items()}
-
-
-def _trial(conn: Any, job: tuple, act: Callable[[], object]) -> Optional[float]:
-    """Have the watcher poll for ``job``, then ``act``; ms from the end of ``act`` until seen."""
-    conn.send(job)
-    if not conn.poll(WAIT_SECS) or conn.recv() != "ready":
-        raise TimeoutError("the watching process did not answer")
-    act()
-    done = time.monotonic()
-    if not conn.poll(WAIT_SECS * 2):
-        raise TimeoutError("the watching process did not answer")
-    seen = conn.recv()
-    return None if seen is None else max(0.0, seen - done) * 1000
-
-
-def _delay_summary(values: List[Optional[float]]) -> Result:
-    seen = [v for v in values if v is not None]
-    missed = len(values) - len(seen)
-    median, worst = (statistics.median(seen), max(seen)) if seen else (None, None)
-    worst = WAIT_SECS * 1000 if missed else worst
-    text = f"median {median:.2f} ms, max {worst:.2f} ms" if median is not None else "never"
-    text += f" ({len(values)} trials, another process on this host" + \
-        (f"; {missed} not seen within {WAIT_SECS:.0f} s)" if missed else ")")
-    return dict(median_ms=median, max_ms=worst, trials=len(values), missed=missed, summary=text)
-
-
 def probe_listing(store: Path) -> Result:
     """Time a listing of the store and of each directory in it; report the largest."""
     largest = (-1, 0.0, store)
@@ -284,23 +170,6 @@ def probe_listing(store: Path) -> Result:
     count, secs, directory = largest
     return dict(entries=count, ms=secs * 1000, directory=str(directory),
                 summary=f"{count} entries in {secs * 1000:.2f} ms ({directory})")
-
-
-def mount_of(path: Path) -> Result:
-    """The mount (point, type, options) holding ``path``, from /proc/self/mounts."""
-    real, found = os.path.realpath(path), dict(point="/", fstype="?", options="")
-    try:
-        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as mounts:
-            for line in mounts:
-                fields = line.split()
-                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1]) \
-                    if len(fields) > 3 else ""  # "\040" is a space (fstab(5))
-                inside = real == point or real.startswith(point.rstrip("/") + "/")
-                if inside and len(point) >= len(found["point"]):
-                    found = dict(point=point, fstype=fields[2], options=fields[3])
-    except OSError:
-        pass
-    return found
 
 
 def run_doctor(store: Path, hold: float = 5.0) -> Result:

@@ -42,3 +42,14 @@ def fs_now(work: Path) -> float:
         return os.fstat(fd).st_mtime_ns / 1e9
     finally:
         os.close(fd)
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+
+def _create(path: Path) -> None:
+    os.close(os.open(path, _CREATE, 0o600))
+
+
+def _ok(ok: bool, summary: str, **facts: Any) -> Result:
+    return dict(ok=ok, summary=("ok: " if ok else "BROKEN: ") + summary, **facts)

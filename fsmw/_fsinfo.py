@@ -26,35 +26,47 @@ import ctypes
 import ctypes.util
 import functools
 import os
-from typing import Callable, Optional, Union
+import re
+from typing import Callable, Dict, Optional, Union
 
 LOCAL_TYPES = frozenset("""
 ext2 ext3 ext4 xfs btrfs tmpfs ramfs f2fs zfs jfs reiserfs bcachefs overlay vfat exfat
 """.split())
 
 
-def fs_type(path: Union[str, "os.PathLike[str]"], mountinfo: Optional[str] = None) -> Optional[str]:
-    """The type of the file system ``path`` is on (from /proc/self/mountinfo), or None."""
+def mount_of(path: Union[str, "os.PathLike[str]"], mountinfo: Optional[str] = None) -> Dict[str, str]:
+    """The mount holding ``path``: its point, file system type and options.
+
+    Read from /proc/self/mountinfo (or ``mountinfo``); the options are the
+    mount's and the file system's together (NFS's ``nolock`` is among the
+    latter).  Unknown: point "/", type "?".
+    """
     target = os.path.realpath(path)
+    found = dict(point="/", fstype="?", options="")
     if mountinfo is None:
         try:
             with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
                 mountinfo = f.read()
         except OSError:
-            return None
-    lines = mountinfo.splitlines()
-    best, found = -1, None  # type: int, Optional[str]
-    for line in lines:
+            return found
+    best = -1
+    for line in mountinfo.splitlines():
         left, sep, right = line.partition(" - ")
-        fields = left.split()
-        if not sep or len(fields) < 5:
+        fields, tail = left.split(), right.split()
+        if not sep or len(fields) < 6 or not tail:
             continue
-        mount = fields[4].replace("\\040", " ")
-        inside = target == mount or target.startswith(mount.rstrip("/") + "/")
-        if inside and len(mount) > best:
-            kind = right.split()
-            best, found = len(mount), (kind[0] if kind else None)
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])  # "\040": space
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > best:
+            best = len(point)
+            found = dict(point=point, fstype=tail[0], options=",".join([fields[5]] + tail[2:3]))
     return found
+
+
+def fs_type(path: Union[str, "os.PathLike[str]"], mountinfo: Optional[str] = None) -> Optional[str]:
+    """The type of the file system ``path`` is on, or None if unknown."""
+    kind = mount_of(path, mountinfo)["fstype"]
+    return None if kind == "?" else kind
 
 
 def is_local(path: Union[str, "os.PathLike[str]"]) -> bool:
