@@ -8,12 +8,12 @@ See README.md for the protocol and the store layout.
 
 from __future__ import annotations
 
-from ._errors import FsmwError, StoreError, TaskNameError
-from ._master import Master
-from ._summary import Failure, Summary
+from ._core.errors import FsmwError, StoreError, TaskNameError
+from ._master.master import Master
+from ._master.summary import Failure, Summary
 from ._options import Options
-from ._store import Store
-from ._worker import ExitCode, StepResult, Worker
+from ._core.store import Store
+from ._worker.worker import ExitCode, StepResult, Worker
 
 __all__ = [
     "ExitCode",

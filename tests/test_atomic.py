@@ -3,7 +3,7 @@
 import os
 import stat
 
-from fsmw import _atomic
+from fsmw._core import atomic as _atomic
 
 
 def test_temp_paths_are_unique_and_name_host_and_pid(tmp_path):

@@ -8,8 +8,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from fsmw import _claims, _heartbeat, _token
-from fsmw._owner import parse_record
+from fsmw._core import claims as _claims, token as _token
+from fsmw._worker import heartbeat as _heartbeat
+from fsmw._core.owner import parse_record
 
 
 @pytest.fixture(autouse=True)

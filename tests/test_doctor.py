@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from fsmw import _doctor
-from fsmw._owner import host_name, safe_host
+from fsmw.cli import doctor as _doctor
+from fsmw._core.owner import host_name, safe_host
 from fsmw.cli import main
 from procs import wait_for
 
-ALPHA = ("import sys, fsmw._doctor as d; d.host_name = d.safe_host = lambda: 'alpha'; "
+ALPHA = ("import sys, fsmw.cli.doctor as d; d.host_name = d.safe_host = lambda: 'alpha'; "
          "from fsmw.cli import main; sys.exit(main(sys.argv[1:]))")
 HOLDER = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644); "
           "fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('ready', flush=True); time.sleep(60)")

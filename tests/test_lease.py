@@ -2,7 +2,7 @@
 
 import os
 
-from fsmw._lease import LeaseJudge
+from fsmw._core.lease import LeaseJudge
 
 
 class Clock:

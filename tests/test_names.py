@@ -3,7 +3,7 @@
 import pytest
 
 from fsmw import TaskNameError
-from fsmw import _names as names
+from fsmw._core import layout as names
 
 
 @pytest.mark.parametrize("name", ["a", "n42", "problem-000001", "with space inside", "ünï.cödé",

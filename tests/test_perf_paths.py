@@ -7,9 +7,10 @@ import threading
 import pytest
 
 import fsmw
-from fsmw import _fsinfo, _master
-from fsmw._journal import FLUSH_SECS, Journal
-from fsmw._worker import StepResult
+from fsmw._core import fsinfo as _fsinfo
+from fsmw._master import master as _master
+from fsmw._core.journal import FLUSH_SECS, Journal
+from fsmw._worker.worker import StepResult
 
 MOUNTINFO = """\
 22 1 253:0 / / rw,relatime shared:1 - ext4 /dev/vda rw

@@ -7,7 +7,7 @@ import pytest
 
 import fsmw
 from fsmw import StepResult, StoreError, TaskNameError
-from fsmw._atomic import write_replace
+from fsmw._core.atomic import write_replace
 
 
 class Clock:

@@ -12,8 +12,8 @@ import os
 import threading
 from typing import Callable, Optional
 
-from ._claims import Claim
-from ._owner import host_name
+from .._core.claims import Claim
+from .._core.owner import host_name
 
 log = logging.getLogger("fsmw.claims")
 

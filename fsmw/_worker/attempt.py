@@ -34,13 +34,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional, Union
 
-from . import _names as names
-from ._atomic import fsync_path, publish, temp_path, unlink_quietly, write_temp
-from ._claims import Claim, read_text
-from ._heartbeat import Heartbeat
-from ._options import Options
-from ._records import count_errors, write_duplicate, write_error, write_failed
-from ._stopping import WorkerInterrupted
+from .._core import layout as names
+from .._core.atomic import fsync_path, publish, temp_path, unlink_quietly, write_temp
+from .._core.claims import Claim, read_text
+from .heartbeat import Heartbeat
+from .._options import Options
+from .._core.records import count_errors, write_duplicate, write_error, write_failed
+from .stopping import WorkerInterrupted
 
 
 @contextmanager

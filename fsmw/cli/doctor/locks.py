@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict
 
-from ._doctor_common import WAIT_SECS, Result, _Children, _mp, fs_now
-from ._doctor_report import read_results
+from .common import WAIT_SECS, Result, _Children, _mp, fs_now
+from .report import read_results
 
 UNSUPPORTED = frozenset((errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP))
 BUSY = frozenset((errno.EACCES, errno.EAGAIN))

@@ -23,7 +23,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ._options import Options
+from ..._options import Options
 
 TITLES = {"excl": "O_EXCL create", "excl_race": "O_EXCL race", "link": "link no-clobber",
           "link_race": "link race", "rename": "rename replace", "fcntl": "fcntl (this host)",

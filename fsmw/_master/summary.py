@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Mapping
 
-from . import _names as names
+from .._core import layout as names
 
 
 class Outputs(Mapping[str, Path]):

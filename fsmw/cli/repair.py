@@ -26,13 +26,13 @@ import time
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from . import _names as names
-from ._atomic import unlink_quietly, write_replace
-from ._claims import break_claim, read_text, try_claim
-from ._inspect import check_store, fs_now, round_state
-from ._owner import format_record, owner_facts, parse_record
-from ._records import write_error
-from ._store import Store
+from .._core import layout as names
+from .._core.atomic import unlink_quietly, write_replace
+from .._core.claims import break_claim, read_text, try_claim
+from .snapshot import check_store, fs_now, round_state
+from .._core.owner import format_record, owner_facts, parse_record
+from .._core.records import write_error
+from .._core.store import Store
 
 
 def stop_command(args: argparse.Namespace) -> int:

@@ -23,8 +23,8 @@ import random
 from collections import deque
 from typing import Callable, Deque, List, Optional
 
-from ._claims import Claim
-from ._store import RoundTracker, RoundView
+from .._core.claims import Claim
+from .._core.store import RoundTracker, RoundView
 
 MISSES_BEFORE_RELIST = 4
 

@@ -42,8 +42,8 @@ import time
 from pathlib import Path
 from typing import Optional, Union
 
-from ._atomic import unlink_quietly, write_temp
-from ._owner import host_name
+from .atomic import unlink_quietly, write_temp
+from .owner import host_name
 
 log = logging.getLogger("fsmw.claims")
 

@@ -32,18 +32,18 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Set, Union
 
-from . import _names as names
-from ._atomic import unlink_quietly, write_replace, write_temp
-from ._fsinfo import fsync_wanted, is_local, sync_file_system
-from ._errors import StoreError, TaskNameError
-from ._options import Options
-from ._progress import Progress
-from ._owner import format_record, owner_facts
-from ._recovery import last_error
-from ._records import write_failed
-from ._claims import read_text
-from ._store import RoundTracker, RoundView, Store
-from ._summary import Failure, Outputs, Summary
+from .._core import layout as names
+from .._core.atomic import unlink_quietly, write_replace, write_temp
+from .._core.fsinfo import fsync_wanted, is_local, sync_file_system
+from .._core.errors import StoreError, TaskNameError
+from .._options import Options
+from .progress import Progress
+from .._core.owner import format_record, owner_facts
+from .._worker.recovery import last_error
+from .._core.records import write_failed
+from .._core.claims import read_text
+from .._core.store import RoundTracker, RoundView, Store
+from .summary import Failure, Outputs, Summary
 
 _log = logging.getLogger("fsmw.master")
 OUT_SUFFIX = "." + names.OUT

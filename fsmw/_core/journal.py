@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
-from ._owner import safe_host
+from .owner import safe_host
 
 PREFIX = ".journal."
 FLUSH_SECS = 0.05

@@ -28,8 +28,8 @@ import secrets
 from pathlib import Path
 from typing import Union
 
-from ._names import TEMP_PREFIX
-from ._owner import safe_host
+from .layout import TEMP_PREFIX
+from .owner import safe_host
 
 PathLike = Union[str, "os.PathLike[str]"]
 _HOST = safe_host()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
-from ._errors import TaskNameError
+from .errors import TaskNameError
 
 IN, OUT, FAILED, CLAIM, ERR, DUP = "in", "out", "failed", "claim", "err", "dup"
 TEMP_PREFIX = ".tmp."

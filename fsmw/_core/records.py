@@ -18,9 +18,9 @@ import secrets
 from pathlib import Path
 from typing import Mapping, Optional
 
-from . import _names as names
-from ._atomic import write_new
-from ._owner import format_record, parse_record
+from . import layout as names
+from .atomic import write_new
+from .owner import format_record, parse_record
 
 def write_error(round_dir: Path, task: str, gen: int, facts: Mapping[str, object],
                 body: str = "") -> Path:

@@ -22,10 +22,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping, Optional, Union
 
-from . import _claims
-from ._atomic import unlink_quietly
-from ._claims import Claim
-from ._owner import format_record, safe_host
+from . import claims as _claims
+from .atomic import unlink_quietly
+from .claims import Claim
+from .owner import format_record, safe_host
 
 TOKEN_PREFIX = ".worker."
 

@@ -32,13 +32,13 @@ import statistics
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from . import _names as names
-from ._claims import Claim, break_claim, holder_gone, read_text
-from ._lease import LeaseJudge
-from ._options import Options
-from ._owner import format_record, parse_record
-from ._records import count_errors, error_line, write_error, write_failed
-from ._store import RoundView
+from .._core import layout as names
+from .._core.claims import Claim, break_claim, holder_gone, read_text
+from .._core.lease import LeaseJudge
+from .._options import Options
+from .._core.owner import format_record, parse_record
+from .._core.records import count_errors, error_line, write_error, write_failed
+from .._core.store import RoundView
 
 ClaimFn = Callable[[str, int], Optional[Claim]]
 Found = Claim

@@ -13,9 +13,9 @@ import sys
 import time
 from typing import List, TextIO
 
-from ._inspect import RoundState, check_store, fs_now, round_state
-from ._progress import format_eta
-from ._store import Store
+from .snapshot import RoundState, check_store, fs_now, round_state
+from .._master.progress import format_eta
+from .._core.store import Store
 
 
 def status_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

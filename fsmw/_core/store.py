@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Set, Union
 
-from . import _names as names
-from ._atomic import is_temp
-from ._errors import StoreError
+from . import layout as names
+from .atomic import is_temp
+from .errors import StoreError
 
 
 @dataclass

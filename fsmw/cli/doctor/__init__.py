@@ -41,14 +41,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ._atomic import write_replace
-from ._doctor_common import _CREATE, WAIT_SECS, Result, _Children, _create, _mp, _ok, fs_now
-from ._doctor_races import TRIALS, probe_races, probe_visibility  # noqa: F401 (TRIALS: tests)
-from ._doctor_locks import _cross_summary, _start_holder, check_holds, probe_fcntl
-from ._doctor_report import TITLES, compare, format_text, read_results, recommend
-from ._errors import StoreError
-from ._fsinfo import mount_of
-from ._owner import host_name, safe_host
+from ..._core.atomic import write_replace
+from .common import _CREATE, WAIT_SECS, Result, _Children, _create, _mp, _ok, fs_now
+from .races import TRIALS, probe_races, probe_visibility  # noqa: F401 (TRIALS: tests)
+from .locks import _cross_summary, _start_holder, check_holds, probe_fcntl
+from .report import TITLES, compare, format_text, read_results, recommend
+from ..._core.errors import StoreError
+from ..._core.fsinfo import mount_of
+from ..._core.owner import host_name, safe_host
 
 DOCTOR_DIR = ".fsmw-doctor"
 ESSENTIAL = {key: TITLES[key] for key in ("excl", "excl_race", "link", "link_race", "rename")}

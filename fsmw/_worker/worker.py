@@ -32,21 +32,21 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-from . import _names as names
-from ._attempt import Attempt, Outcome, scratch_dir
-from ._claims import Claim
-from ._heartbeat import Heartbeat
-from ._token import Token
-from ._errors import FsmwError, StoreError
-from ._fsinfo import fsync_wanted, is_local
-from ._journal import Journal
-from ._lease import LeaseJudge
-from ._options import Options
-from ._owner import Allocation, owner_facts
-from ._recovery import LOCK_GRACE_SECS, Recovery
-from ._stopping import StopSwitch, WorkerInterrupted
-from ._pending import PendingTasks
-from ._store import Store
+from .._core import layout as names
+from .attempt import Attempt, Outcome, scratch_dir
+from .._core.claims import Claim
+from .heartbeat import Heartbeat
+from .._core.token import Token
+from .._core.errors import FsmwError, StoreError
+from .._core.fsinfo import fsync_wanted, is_local
+from .._core.journal import Journal
+from .._core.lease import LeaseJudge
+from .._options import Options
+from .._core.owner import Allocation, owner_facts
+from .recovery import LOCK_GRACE_SECS, Recovery
+from .stopping import StopSwitch, WorkerInterrupted
+from .pending import PendingTasks
+from .._core.store import Store
 
 LISTING_REUSE_SECS = 5.0
 LISTING_PACE = 4.0

@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from ._doctor_common import WAIT_SECS, Result, _Children, _create, _mp, _ok
+from .common import WAIT_SECS, Result, _Children, _create, _mp, _ok
 
 RACERS, RACE_NAMES, TRIALS = 8, 50, 20
 

@@ -25,15 +25,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
 
-from . import _names as names
-from ._atomic import write_replace
-from ._errors import FsmwError, StoreError
-from ._inspect import check_store
-from ._journal import is_journal, read_journals
-from ._owner import parse_record
-from ._report_html import COLOURS, MAX_DETAILED  # noqa: F401  (re-exported: tests import them from here)
-from ._report_html import JOURNALED, Bar, RoundData, Row, render
-from ._store import RoundView, Store, scan_names
+from .._core import layout as names
+from .._core.atomic import write_replace
+from .._core.errors import FsmwError, StoreError
+from .snapshot import check_store
+from .._core.journal import is_journal, read_journals
+from .._core.owner import parse_record
+from .report_html import COLOURS, MAX_DETAILED  # noqa: F401  (re-exported: tests import them from here)
+from .report_html import JOURNALED, Bar, RoundData, Row, render
+from .._core.store import RoundView, Store, scan_names
 
 KINDS = ("claim", "break", "backup")
 MAX_LOST_READS = 2_000  # error records read to place lost attempts

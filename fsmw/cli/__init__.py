@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import List, Optional
 
-from ._errors import FsmwError
+from .._core.errors import FsmwError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,16 +76,16 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "status":
-        from ._status import status_command
+        from .status import status_command
         return status_command(args)
     if args.command in ("stop", "requeue", "clean"):
-        from ._repair import clean_command, requeue_command, stop_command
+        from .repair import clean_command, requeue_command, stop_command
         repairs = dict(stop=stop_command, requeue=requeue_command, clean=clean_command)
         return repairs[args.command](args)
     if args.command == "doctor":
-        from ._doctor import doctor_command
+        from .doctor import doctor_command
         return doctor_command(args)
-    from ._report import report_command
+    from .report import report_command
     return report_command(args)
 
 

@@ -15,14 +15,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from . import _names as names
-from ._atomic import temp_path, unlink_quietly
-from ._claims import read_text
-from ._errors import StoreError
-from ._journal import read_journals
-from ._owner import parse_record
-from ._records import error_line
-from ._store import RoundView, Store, scan_names
+from .._core import layout as names
+from .._core.atomic import temp_path, unlink_quietly
+from .._core.claims import read_text
+from .._core.errors import StoreError
+from .._core.journal import read_journals
+from .._core.owner import parse_record
+from .._core.records import error_line
+from .._core.store import RoundView, Store, scan_names
 
 
 def fs_now(store: Store) -> Tuple[float, bool]:
