@@ -17,7 +17,10 @@ from .._core.errors import FsmwError
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
     parser = argparse.ArgumentParser(prog="fsmw", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"fsmw {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("status", help="counts per round, running and failed tasks, rate, ETA")
