@@ -24,12 +24,14 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q tests --ignore=tests/cluster
 
 # Real parts: GlusterFS nodes, clock skew, partitions, Slurm, HTCondor (needs root).
+# The lab they run on is tools/lab; pytest finds it through pyproject.toml's pythonpath.
 test-cluster: $(VENV)/.installed
 	$(PY) -m pytest -q -p no:cacheprovider tests/cluster
 
 # Randomized runs with SIGKILLs: make soak RUNS=50 FS=local,gluster (gluster needs root).
+# Tools run as modules from the repository root (python -m tools.soak).
 soak: $(VENV)/.installed
-	$(PY) tests/soak.py --runs $(RUNS) --fs $(FS) --tasks $(TASKS)
+	$(PY) -m tools.soak --runs $(RUNS) --fs $(FS) --tasks $(TASKS)
 
 BENCH_VENV ?= bench/.venv
 BENCH_ARGS ?=
@@ -47,11 +49,11 @@ $(BENCH_VENV)/.installed: setup.py bench/requirements.txt
 bench: $(BENCH_VENV)/.installed
 	@command -v strace >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get install -y -q strace >/dev/null; } \
 		|| { echo "bench: strace is needed (apt-get install strace) or BENCH_ARGS='--strace-n 0'"; exit 1; }
-	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install -q ruff mypy
-	$(PY) -m ruff check --select E,F,W,B --line-length 110 fsmw examples tests
+	$(PY) -m ruff check --select E,F,W,B --line-length 110 fsmw examples tests tools bench
 	$(PY) -m mypy --ignore-missing-imports fsmw
 
 clean:

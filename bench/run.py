@@ -1,9 +1,9 @@
-#!/usr/bin/env python3
 """Side-by-side benchmark of fsmw and reference systems (see bench/README.md).
 
-Usage: bench/.venv/bin/python bench/run.py [--plan "shm:1000,10000,100000 disk:..."]
-           [--fs shm,disk,gluster] [--n N,N] [--million] [--reps 3] [--systems ...]
-           [--strace-n 10000] [--idle-workers 100] [--out bench/results]
+Usage, from the repository root (``make bench BENCH_ARGS=...``):
+    bench/.venv/bin/python -m bench.run [--plan "shm:1000,10000,100000 disk:..."]
+        [--fs shm,disk,gluster] [--n N,N] [--million] [--reps 3] [--systems ...]
+        [--strace-n 10000] [--idle-workers 100] [--out bench/results]
 
 Writes <out>/bench-<UTC time>.md and .json (and prints the Markdown table).
 """
@@ -23,7 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Dict, List, Optional
+
+from tools.lab.gluster import Lab  # the cluster tier's lab (never run both at once)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = sys.executable
@@ -107,9 +110,6 @@ def gluster_up(log):
     """Start the GlusterFS lab of the cluster tests (nodes master, n1, n2), or None."""
     if os.geteuid() != 0 or not shutil.which("glusterd") or not shutil.which("glusterfs"):
         return None
-    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "cluster"))
-    from lab import Lab  # noqa: E402  (the cluster tier's lab; never run both at once)
-    from pathlib import Path
     lab = Lab(Path(LAB_DIR))
     try:
         lab.up(["master", "n1", "n2"])
@@ -151,7 +151,8 @@ def idle_listings(workers: int, secs: float, log) -> Optional[dict]:
                f"ps = [subprocess.Popen([sys.executable, '-c', {IDLE_SCRIPT!r}, {store!r}, str(i)]) "
                f"for i in range({workers})]\n"
                "[p.wait() for p in ps]\n")
-    proc = subprocess.Popen(["strace", "-f", "-ttt", "--seccomp-bpf", "-e", "trace=%file,getdents64,utimensat",
+    proc = subprocess.Popen(["strace", "-f", "-ttt", "--seccomp-bpf",
+                             "-e", "trace=%file,getdents64,utimensat",
                              "-o", trace, PY, "-c", spawner], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
@@ -193,7 +194,8 @@ def parse_plan(text: str) -> Dict[str, List[int]]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--plan", default=DEFAULT_PLAN, help="file system:N,N... for each file system")
     ap.add_argument("--fs", default="shm,disk,gluster",
                     help="which file systems of the plan to run (gluster needs root and glusterfs; "
@@ -251,7 +253,7 @@ def main() -> int:
             lab = gluster_up(log)
             if lab is None:
                 notes.append("gluster: skipped (needs root, glusterfs-server and -client; see "
-                              "tests/cluster/lab.py)")
+                              "tools/lab/gluster.py)")
                 fss.remove("gluster")
         for fs in fss:
             for n in plan.get(fs, []):
@@ -395,8 +397,8 @@ def targets(rows, idle, strace) -> List[tuple]:
                            f"{theirs:.0f} = {mine / theirs:.2f}x (target {factor:g}x)"))
     st = strace.get("shm/fsmw")
     if st:
-        checks.append((st["metadata_per_task"] <= 14, f"metadata calls per task {st['metadata_per_task']:.1f} "
-                       f"(target <= 14)"))
+        checks.append((st["metadata_per_task"] <= 14,
+                       f"metadata calls per task {st['metadata_per_task']:.1f} (target <= 14)"))
         checks.append((st["total_per_task"] <= 30, f"system calls per task {st['total_per_task']:.1f} "
                        f"(target <= 30)"))
     big, ref = _row(rows, "shm", MILLION, "fsmw"), _row(rows, "shm", 10_000, "fsmw")

@@ -13,11 +13,9 @@ workers when it has every result.  --fsync 1 adds an fsync before each rename.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import common  # bench/systems/, the script's own directory
 
 IDLE = 0.01
 

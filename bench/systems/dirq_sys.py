@@ -8,13 +8,11 @@ between passes.  dirq does not fsync.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import common  # bench/systems/, the script's own directory
 
-from dirq.QueueSimple import QueueSimple  # noqa: E402
+from dirq.QueueSimple import QueueSimple
 
 IDLE = 0.01
 

@@ -10,10 +10,9 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import common  # bench/systems/, the script's own directory
 
-import fsmw  # noqa: E402
+import fsmw
 FSYNC = {-1: None, 0: False, 1: True}
 
 

@@ -10,16 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: procs, progs
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from lab import Lab  # noqa: E402
+from tools.lab.gluster import Lab
 
 NODES = ["master", "n1", "n2", "ahead", "behind"]
 SKEW = {"ahead": "+600", "behind": "-600"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import skip_or_fail
-from condor_lab import Condor
+from tools.lab.condor import Condor
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.time_limit(600)

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import LAB_DIR, skip_or_fail
 from procs import round_dir, wait_for
-from slurm_lab import Slurm
+from tools.lab.slurm import Slurm
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.time_limit(180)

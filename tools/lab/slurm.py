@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Dict, List
 
-from lab import kill_pid, read_pid, sh, wait_for
+from .gluster import kill_pid, read_pid, sh, wait_for
 
 CONF = """ClusterName=fsmwlab
 SlurmctldHost={host}

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import List
 
-from lab import kill_pid, sh, wait_for
+from .gluster import kill_pid, sh, wait_for
 
 CHROOT = Path(os.environ.get("FSMW_CONDOR_CHROOT", "/var/cache/fsmw/trixie-condor"))
 MIRROR = "http://deb.debian.org/debian"

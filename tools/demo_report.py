@@ -1,10 +1,9 @@
-#!/usr/bin/env python3
 """A demo run, then ``fsmw report`` on it and a screenshot of the page (docs/report.png).
 
-Usage: python tests/progs/demo_report.py OUT.png [WORKDIR]
+Usage, from the repository root: python -m tools.demo_report OUT.png [WORKDIR]
 
 A master hands out 48 tasks of 0.2-1.5 s to three workers (the test programs
-of this directory) on a fresh store with a 1.5 s lease and straggler backups
+of tests/progs) on a fresh store with a 1.5 s lease and straggler backups
 (``lockfile_timeout_threshold=0.25``).  t0007 fails once, t0023 every time;
 the worker running t0010 is SIGKILLed a second into it (another breaks its
 claim a lease later) and a new worker starts; the one running t0030 gets
@@ -26,10 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import browser
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from procs import Procs, execution, fast_options, wait_for  # noqa: E402
+from tests.procs import Procs, execution, fast_options, wait_for
+from tests.progs import browser
 
 TASKS = 48
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Soak: repeated randomized runs of a real master and workers, with random SIGKILLs.
 
 Each run draws (from its seed) task durations, tasks that fail once or always,
@@ -8,8 +7,10 @@ reports tasks lost, duplicates published (an output replaced after it was
 seen, or a task whose process_file results were published twice), torn files,
 and how long each killed worker's task took to start again.
 
-Usage: tests/soak.py [--runs N] [--fs local,gluster] [--tasks T] [--seed S]
-The ``gluster`` file system needs root (it brings up the cluster tier's lab).
+Usage, from the repository root (``make soak``):
+    python -m tools.soak [--runs N] [--fs local,gluster] [--tasks T] [--seed S]
+The ``gluster`` file system needs root (it brings up the lab of tools.lab.gluster).
+The master, workers and reader are the test programs of tests/progs.
 Exits 1 if any run lost, duplicated or tore anything.
 """
 
@@ -25,10 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE / "cluster")]
-
-from procs import Procs, executions, fast_options, names, round_dir  # noqa: E402
+from tests.procs import PROGS, Procs, executions, fast_options, names, round_dir
+from tools.lab.gluster import Lab
 
 LEASE = 2.0
 
@@ -53,7 +52,7 @@ def one_run(seed: int, fs: str, tasks: int, base: Path, lab=None) -> dict:
     started = time.monotonic()
     with Procs(base) as procs:
         until, report = base / "until", base / "reader.json"
-        procs.start("reader", _cmd(lab, "master", [sys.executable, str(HERE / "progs" / "reader.py"),
+        procs.start("reader", _cmd(lab, "master", [sys.executable, str(PROGS / "reader.py"),
                                                       _config(base, "reader", dict(
                                                           store=str(mounts["master"]), until=str(until),
                                                           report=str(report)))]))
@@ -141,7 +140,7 @@ def _start(procs, lab, name, node, mounts, options, **config):
     if name == "master":
         config["result"] = str(procs.dir / "master.result.json")
         prog = "master.py"
-    argv = [sys.executable, str(HERE / "progs" / prog), _config(procs.dir, name, config)]
+    argv = [sys.executable, str(PROGS / prog), _config(procs.dir, name, config)]
     proc = procs.start(name, _cmd(lab, node, argv))
     proc.result_path = Path(config.get("result", "")) if name == "master" else None
     return proc
@@ -160,8 +159,6 @@ def main(argv=None) -> int:
     rows = []
     try:
         if "gluster" in systems:
-            from lab import Lab
-
             lab = Lab(Path("/var/tmp/fsmw-soak-lab"))
             lab.up(["master", "n1", "n2"])
         for fs in systems:
