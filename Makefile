@@ -10,33 +10,44 @@ TASKS  ?= 60
 
 .PHONY: demo test test-cluster soak bench lint clean
 
-$(VENV)/.installed: setup.py
+# Two stamps: the demo needs only fsmw and its dependencies (python-gflags, six);
+# the tests add the test tools (pytest, libfaketime, htcondor: '.[test]').
+# fsmw/__init__.py holds the version that the installed metadata carries.
+INSTALL_DEPS := setup.py pyproject.toml fsmw/__init__.py
+
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed-demo: $(INSTALL_DEPS) | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed-demo
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed-demo
 	rm -rf $(STORE)
 	PYTHON=$(PY) sh examples/run_local.sh $(WORKERS) $(STORE)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed-test
 	$(PY) -m pytest -q tests --ignore=tests/cluster
 
 # Real parts: GlusterFS nodes, clock skew, partitions, Slurm, HTCondor (needs root).
 # The lab they run on is tools/lab; pytest finds it through pyproject.toml's pythonpath.
-test-cluster: $(VENV)/.installed
+test-cluster: $(VENV)/.installed-test
 	$(PY) -m pytest -q -p no:cacheprovider tests/cluster
 
 # Randomized runs with SIGKILLs: make soak RUNS=50 FS=local,gluster (gluster needs root).
 # Tools run as modules from the repository root (python -m tools.soak).
-soak: $(VENV)/.installed
+soak: $(VENV)/.installed-demo
 	$(PY) -m tools.soak --runs $(RUNS) --fs $(FS) --tasks $(TASKS)
 
 BENCH_VENV ?= bench/.venv
 BENCH_ARGS ?=
 
-$(BENCH_VENV)/.installed: setup.py bench/requirements.txt
+$(BENCH_VENV)/.installed: $(INSTALL_DEPS) bench/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install -q -e . -r bench/requirements.txt
@@ -51,7 +62,7 @@ bench: $(BENCH_VENV)/.installed
 		|| { echo "bench: strace is needed (apt-get install strace) or BENCH_ARGS='--strace-n 0'"; exit 1; }
 	$(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed-demo
 	$(PY) -m pip install -q ruff mypy
 	$(PY) -m ruff check --select E,F,W,B --line-length 110 fsmw examples tests tools bench
 	$(PY) -m mypy --ignore-missing-imports fsmw
