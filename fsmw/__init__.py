@@ -13,9 +13,11 @@ from ._master.master import Master
 from ._master.summary import Failure, Summary
 from ._options import Options
 from ._core.store import Store
+from ._core.system import Clock
 from ._worker.worker import ExitCode, StepResult, Worker
 
 __all__ = [
+    "Clock",
     "ExitCode",
     "Failure",
     "FsmwError",

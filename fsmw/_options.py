@@ -9,9 +9,10 @@ a second between them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, fields
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,20 @@ class Options:
     @classmethod
     def names(cls) -> tuple:
         return tuple(f.name for f in fields(cls))
+
+
+def make_options(options: Optional[Options], overrides: Mapping[str, Any]) -> Options:
+    """The options a Master or Worker runs with: ``options`` (or the defaults), then ``overrides``.
+
+    Raises:
+        TypeError: ``options`` is not an Options, or an override is not an option.
+        ValueError: a value is out of range (see :class:`Options`).
+    """
+    if options is None:
+        return Options(**overrides)
+    if not isinstance(options, Options):
+        raise TypeError(f"options must be an fsmw.Options, not {type(options).__name__}")
+    return dataclasses.replace(options, **overrides) if overrides else options
 
 
 def _require(name: str, value: object, ok, what: str) -> None:

@@ -2,15 +2,18 @@
 
 import os
 import stat
+from pathlib import Path
 
 from fsmw._core import atomic as _atomic
+from fsmw._core.layout import is_temp
+from fsmw._core.system import FileSystem
 
 
 def test_temp_paths_are_unique_and_name_host_and_pid(tmp_path):
     paths = {_atomic.temp_path(tmp_path) for _ in range(1000)}
     assert len(paths) == 1000
-    name = next(iter(paths)).name
-    assert _atomic.is_temp(name)
+    name = Path(next(iter(paths))).name
+    assert is_temp(name)
     assert f".{os.getpid()}." in name
 
 
@@ -43,13 +46,14 @@ def test_files_honour_the_umask(tmp_path):
     assert not os.stat(tmp_path / "default").st_mode & stat.S_IWOTH
 
 
-def test_a_failed_write_leaves_no_temp(tmp_path, monkeypatch):
-    def broken_fsync(fd):
-        raise OSError(5, "I/O error")
+def test_a_failed_write_leaves_no_temp(tmp_path):
+    class BrokenFsync(FileSystem):
+        @staticmethod
+        def fsync(fd):
+            raise OSError(5, "I/O error")
 
-    monkeypatch.setattr(os, "fsync", broken_fsync)
     try:
-        _atomic.write_replace(tmp_path / "f", b"data")
+        _atomic.write_replace(tmp_path / "f", b"data", fs=BrokenFsync())
     except OSError:
         pass
     else:
@@ -57,14 +61,13 @@ def test_a_failed_write_leaves_no_temp(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-def test_link_reported_existing_but_made_by_us_counts_as_won(tmp_path, monkeypatch):
+def test_link_reported_existing_but_made_by_us_counts_as_won(tmp_path):
     """NFS can answer EEXIST to a retransmitted LINK that did succeed."""
-    real_link = os.link
+    class Retransmitting(FileSystem):
+        @staticmethod
+        def link(src, dst):
+            os.link(src, dst)
+            raise FileExistsError(17, "File exists")
 
-    def link_then_eexist(src, dst):
-        real_link(src, dst)
-        raise FileExistsError(17, "File exists")
-
-    monkeypatch.setattr(os, "link", link_then_eexist)
-    assert _atomic.write_new(tmp_path / "x.out", b"mine") is True
+    assert _atomic.write_new(tmp_path / "x.out", b"mine", fs=Retransmitting()) is True
     assert (tmp_path / "x.out").read_bytes() == b"mine"

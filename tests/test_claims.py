@@ -9,14 +9,14 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 from fsmw._core import claims as _claims, token as _token
+from fsmw._core.records import parse_record
+from fsmw._core.system import Clock, FileSystem
 from fsmw._worker import heartbeat as _heartbeat
-from fsmw._core.owner import parse_record
 
 
 @pytest.fixture(autouse=True)
 def locks_on(monkeypatch):
-    monkeypatch.setattr(_claims, "_locks_supported", True)
-    monkeypatch.setattr(_claims, "_locks_broken_reported", False)
+    monkeypatch.setattr(_claims._Locks, "supported", True)
 
 
 def _race(path):
@@ -92,29 +92,29 @@ def test_token_rotates_before_the_link_limit(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("code", [errno.EMLINK, errno.ENOSPC])
-def test_token_rotates_when_the_file_system_refuses_another_link(tmp_path, monkeypatch, code):
-    token = _token.Token(tmp_path, {})
+def test_token_rotates_when_the_file_system_refuses_another_link(tmp_path, code):
+    class Limited(FileSystem):
+        @staticmethod
+        def link(src, dst):  # the old token has reached the file system's limit
+            if first is not None and os.stat(src).st_ino == first.ino:
+                raise OSError(code, os.strerror(code))
+            os.link(src, dst)
+
+    first = None
+    token = _token.Token(tmp_path, {}, fs=Limited())
     first = token.claim(tmp_path / "a.claim.1", "a", 1)
-    real_link = os.link
-
-    def limited(src, dst):  # the old token has reached the file system's limit
-        if os.stat(src).st_ino == first.ino:
-            raise OSError(code, os.strerror(code))
-        real_link(src, dst)
-
-    monkeypatch.setattr(os, "link", limited)
     second = token.claim(tmp_path / "b.claim.1", "b", 1)
     assert second is not None and second.ino != first.ino
     token.close()
 
 
-def test_a_real_enospc_is_not_hidden(tmp_path, monkeypatch):
-    token = _token.Token(tmp_path, {})
+def test_a_real_enospc_is_not_hidden(tmp_path):
+    class Full(FileSystem):
+        @staticmethod
+        def link(src, dst):
+            raise OSError(errno.ENOSPC, "No space left on device")
 
-    def full(src, dst):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(os, "link", full)
+    token = _token.Token(tmp_path, {}, fs=Full())
     with pytest.raises(OSError):
         token.claim(tmp_path / "a.claim.1", "a", 1)
     token.close()
@@ -131,7 +131,7 @@ def test_broken_claim_fences_its_holder_and_its_name_stays(tmp_path):
     path = tmp_path / "t.claim.1"
     claim = token.claim(path, "t", 1)
     assert claim.still_mine()
-    _claims.break_claim(path, b"broken_by: judge\n")
+    _claims.fence(path, b"broken_by: judge\n")
     assert claim.touch() is False
     assert claim.fenced
     assert claim.release() is False
@@ -159,8 +159,18 @@ def test_close_keeps_the_claim_and_release_removes_it(tmp_path):
     assert not released.exists()
 
 
-def _beating(claim, interval, on_fenced=None):
-    beat = _heartbeat.Heartbeat(interval, on_fenced)
+class _Log:
+    """Collects the warnings a heartbeat logs."""
+
+    def __init__(self):
+        self.warnings = []
+
+    def warning(self, msg, *args):
+        self.warnings.append(msg % args)
+
+
+def _beating(claim, interval, log=None):
+    beat = _heartbeat.Heartbeat(interval, Clock(), log or _Log())
     beat.hold(claim)
     return beat
 
@@ -188,50 +198,51 @@ def test_heartbeat_moves_mtime_of_the_held_claim_only(tmp_path):
 def test_heartbeat_reports_fencing_once(tmp_path):
     path = tmp_path / "t.claim.1"
     claim = _claims.try_claim(path, "t", 1, b"")
-    fenced = []
-    _claims.break_claim(path, b"broken\n")
-    beat = _beating(claim, 0.01, fenced.append)
+    log = _Log()
+    _claims.fence(path, b"broken\n")
+    beat = _beating(claim, 0.01, log)
     try:
         deadline = time.monotonic() + 5
-        while not fenced and time.monotonic() < deadline:
+        while not log.warnings and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(0.05)  # further beats must not report it again
     finally:
         beat.close()
-    assert fenced == [claim]
+    assert len(log.warnings) == 1 and "t.claim.1 was broken" in log.warnings[0]
     claim.close()
 
 
 @pytest.mark.parametrize("code", [errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP])
-def test_unsupported_locks_are_reported_once_and_claims_still_work(tmp_path, monkeypatch, caplog, code):
-    def no_locks(fd, op):
-        raise OSError(code, os.strerror(code))
+def test_unsupported_locks_are_reported_once_and_claims_still_work(tmp_path, caplog, code):
+    class NoLocks(FileSystem):
+        @staticmethod
+        def lockf(fd, op):
+            raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(fcntl, "lockf", no_locks)
-    first = _claims.try_claim(tmp_path / "a.claim.1", "a", 1, b"")
-    second = _claims.try_claim(tmp_path / "b.claim.1", "b", 1, b"")
+    fs = NoLocks()
+    first = _claims.try_claim(tmp_path / "a.claim.1", "a", 1, b"", fs=fs)
+    second = _claims.try_claim(tmp_path / "b.claim.1", "b", 1, b"", fs=fs)
     assert first is not None and second is not None
-    assert _claims.try_claim(tmp_path / "a.claim.1", "a", 1, b"") is None
-    assert _claims.holder_gone(tmp_path / "a.claim.1") is None
+    assert _claims.try_claim(tmp_path / "a.claim.1", "a", 1, b"", fs=fs) is None
+    assert _claims.holder_gone(tmp_path / "a.claim.1", fs=fs) is None
     warnings = [r for r in caplog.records if "fcntl locks do not work" in r.getMessage()]
     assert len(warnings) == 1
     first.release()
     second.release()
 
 
-def test_busy_lock_during_probe_is_retried(tmp_path, monkeypatch):
+def test_busy_lock_during_probe_is_retried(tmp_path):
     calls = []
-    real = fcntl.lockf
 
-    def busy_twice(fd, op):
-        calls.append(op)
-        if len(calls) <= 2:
-            raise OSError(errno.EAGAIN, "busy")
-        return real(fd, op)
+    class BusyTwice(FileSystem):
+        @staticmethod
+        def lockf(fd, op):
+            calls.append(op)
+            if len(calls) <= 2:
+                raise OSError(errno.EAGAIN, "busy")
+            return fcntl.lockf(fd, op)
 
-    monkeypatch.setattr(fcntl, "lockf", busy_twice)
-    claim = _claims.try_claim(tmp_path / "t.claim.1", "t", 1, b"")
-    monkeypatch.setattr(fcntl, "lockf", real)
+    claim = _claims.try_claim(tmp_path / "t.claim.1", "t", 1, b"", fs=BusyTwice())
     assert len(calls) == 3
     assert probe_elsewhere(tmp_path / "t.claim.1") is False
     claim.release()

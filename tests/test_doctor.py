@@ -123,7 +123,7 @@ def test_unusable_store_is_one_line_naming_it(tmp_path, capsys, kind):
     assert main(["doctor", str(store)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(store) in err
-    assert err.startswith("fsmw doctor: ") and ("no such directory" if kind == "missing" else "not a") in err
+    assert err.startswith("fsmw doctor: ") and ("does not exist" if kind == "missing" else "not a") in err
     assert not (tmp_path / "no-store" / ".fsmw-doctor").exists()
 
 

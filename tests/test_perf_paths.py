@@ -7,10 +7,10 @@ import threading
 import pytest
 
 import fsmw
+from fsmw import Clock, StepResult
 from fsmw._core import fsinfo as _fsinfo
-from fsmw._master import master as _master
 from fsmw._core.journal import FLUSH_SECS, Journal
-from fsmw._worker.worker import StepResult
+from fsmw._core.system import FileSystem
 
 MOUNTINFO = """\
 22 1 253:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
@@ -25,16 +25,39 @@ MOUNTINFO = """\
     ("/var/tmp/store", "ext4", True), ("/dev/shm/s", "tmpfs", True),
     ("/home/me/store", "nfs4", False), ("/home/me/gluster/store", "fuse.glusterfs", False),
     ("/mnt/odd dir/store", "xfs", True)])
-def test_the_store_file_system_decides_whether_files_are_fsynced(path, kind, local, monkeypatch):
+def test_the_store_file_system_decides_whether_files_are_fsynced(path, kind, local):
     assert _fsinfo.fs_type(path, MOUNTINFO) == kind
-    monkeypatch.setattr(_fsinfo, "fs_type", lambda p: kind)
-    assert _fsinfo.fsync_wanted(None, path) is (not local)
-    assert _fsinfo.fsync_wanted(True, path) is True and _fsinfo.fsync_wanted(False, path) is False
+    fs = Mounts(MOUNTINFO)
+    assert _fsinfo.fsync_wanted(None, path, fs) is (not local)
+    assert _fsinfo.fsync_wanted(True, path, fs) is True and _fsinfo.fsync_wanted(False, path, fs) is False
 
 
-def test_an_unknown_file_system_counts_as_shared(monkeypatch):
-    monkeypatch.setattr(_fsinfo, "fs_type", lambda p: None)
-    assert _fsinfo.fsync_wanted(None, "/x") is True
+def test_an_unknown_file_system_counts_as_shared():
+    assert _fsinfo.fsync_wanted(None, "/x", Mounts("")) is True
+
+
+class Mounts(FileSystem):
+    """The real file system, with a mount table of the test's choosing."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def mountinfo(self):
+        return self.table
+
+    @staticmethod
+    def realpath(path):
+        return str(path)
+
+
+class Flushes(FileSystem):
+    """The real file system, recording syncfs calls instead of making them."""
+
+    def __init__(self):
+        self.flushed = []
+
+    def syncfs(self, path):
+        self.flushed.append(path)
 
 
 class Squares(fsmw.Master):
@@ -55,10 +78,9 @@ class Squarer(fsmw.Worker):
         output_path.write_text(str(int(input_path.read_text()) ** 2))
 
 
-def test_a_local_store_is_flushed_once_per_round_and_outputs_come_in_order(tmp_path, monkeypatch):
-    flushed = []
-    monkeypatch.setattr(_master, "sync_file_system", flushed.append)
-    master = Squares(tmp_path / "store", progress=False)
+def test_a_local_store_is_flushed_once_per_round_and_outputs_come_in_order(tmp_path):
+    fs = Flushes()
+    master = Squares(tmp_path / "store", progress=False, fs=fs)
     master.seen = []
     worker = Squarer(tmp_path / "store", 1, worker_idle_sleep_secs=0.05)
     thread = threading.Thread(target=worker.run)
@@ -70,13 +92,12 @@ def test_a_local_store_is_flushed_once_per_round_and_outputs_come_in_order(tmp_p
     assert not thread.is_alive()
     assert summary.done == 10 and summary.rounds == 2
     assert master.seen[0] == [(f"t{i}", str(i * i)) for i in range(5)]
-    assert [os.path.basename(p) for p in flushed] == ["round-000001", "round-000002"]
+    assert [os.path.basename(p) for p in fs.flushed] == ["round-000001", "round-000002"]
 
 
-def test_with_fsync_forced_the_round_is_not_flushed_again(tmp_path, monkeypatch):
-    flushed = []
-    monkeypatch.setattr(_master, "sync_file_system", flushed.append)
-    master = Squares(tmp_path / "store", progress=False, fsync=True)
+def test_with_fsync_forced_the_round_is_not_flushed_again(tmp_path):
+    fs = Flushes()
+    master = Squares(tmp_path / "store", progress=False, fsync=True, fs=fs)
     master.seen = []
     worker = Squarer(tmp_path / "store", 1, worker_idle_sleep_secs=0.05)
     thread = threading.Thread(target=worker.run)
@@ -85,41 +106,52 @@ def test_with_fsync_forced_the_round_is_not_flushed_again(tmp_path, monkeypatch)
         master.run()
     finally:
         thread.join(30)
-    assert flushed == []
+    assert fs.flushed == []
 
 
-def test_an_idle_pass_is_one_listing_and_nothing_else(tmp_path, monkeypatch):
+class Counting(FileSystem):
+    """The real file system, counting calls once ``on`` is set."""
+
+    def __init__(self):
+        self.on, self.calls = False, []
+        for name in ("listdir", "stat", "lstat", "open", "link", "unlink", "utime", "rename", "mkdir"):
+            real = getattr(FileSystem, name)
+            setattr(self, name, lambda *a, _n=name, _r=real, **k: (self._count(_n), _r(*a, **k))[1])
+
+    def _count(self, name):
+        if self.on:
+            self.calls.append(name)
+
+
+def test_an_idle_pass_is_one_listing_and_nothing_else(tmp_path):
     round_dir = tmp_path / "store" / "round-000001"
     round_dir.mkdir(parents=True)
     (round_dir / "SEALED").write_text("tasks: 0\n")
-    worker = Squarer(tmp_path / "store", 1)
+    fs = Counting()
+    worker = Squarer(tmp_path / "store", 1, fs=fs)
     assert worker.step() is StepResult.IDLE  # entered the round: nothing to do
-    calls = []
-    for name in ("listdir", "scandir", "stat", "lstat", "open", "link", "unlink", "utime"):
-        real = getattr(os, name)
-        monkeypatch.setattr(os, name, lambda *a, _n=name, _r=real, **k: (calls.append(_n), _r(*a, **k))[1])
+    fs.on = True
     for _ in range(3):
-        worker._pending.listed_at = float("-inf")  # the idle pause has passed
         assert worker.step() is StepResult.IDLE
-    assert calls == ["listdir"] * 3
+    assert fs.calls == ["listdir"] * 3
 
 
 def test_journal_lines_are_written_at_once_after_a_quiet_spell_and_batched_in_bursts(tmp_path):
     now = [100.0]
-    journal = Journal({"worker_id": 1, "host": "h", "pid": 2, "job_id": None}, clock=lambda: now[0])
+    journal = Journal({"worker_id": 1, "host": "h", "pid": 2, "job_id": None}, clock=Clock(lambda: now[0]))
 
     def lines():
         found = [n for n in os.listdir(tmp_path) if n.startswith(".journal.")]
         return (tmp_path / found[0]).read_text().splitlines() if found else []
 
-    journal.record(tmp_path, "a", 1, "claim", "published", 1.0, 2.0)
+    journal.record(str(tmp_path), "a", 1, "claim", "published", 1.0, 2.0)
     assert len(lines()) == 1  # nothing written for a while: at once
     now[0] += FLUSH_SECS / 10
-    journal.record(tmp_path, "b", 1, "claim", "published", 2.0, 3.0)
+    journal.record(str(tmp_path), "b", 1, "claim", "published", 2.0, 3.0)
     assert len(lines()) == 1  # a burst: held back
     now[0] += FLUSH_SECS
-    journal.record(tmp_path, "c", 1, "claim", "failed", 3.0, 4.0)
+    journal.record(str(tmp_path), "c", 1, "claim", "failed", 3.0, 4.0)
     assert [line.split(",")[0] for line in lines()] == ['{"task":"a"', '{"task":"b"', '{"task":"c"']
-    journal.record(tmp_path, "d", 2, "break", "published", 4.0, 5.0)
+    journal.record(str(tmp_path), "d", 2, "break", "published", 4.0, 5.0)
     journal.close()
     assert len(lines()) == 4

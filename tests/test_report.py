@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 
 from fsmw._core.owner import host_name
-from fsmw.cli.report import COLOURS, MAX_DETAILED
+from fsmw.cli.report_html import COLOURS, MAX_DETAILED
 from procs import PROGS, execution, fast_options, round_dir, wait_for
 
 sys.path.insert(0, str(PROGS))

@@ -131,7 +131,7 @@ def test_a_generation_used_since_the_listing_is_skipped(tmp_path, clock):
 
     store = make_round(tmp_path, {"t": 1})
     late = Spy(tmp_path, clock=clock)
-    late._enter_round(1)
+    late.enter_round(1)
     late._pending.relist()  # the listing shows no claim and no error: it would try generation 1
     # Attempt 1 came and went: its claim stays, with its error record.
     write_replace(store.task_file(1, "t", "claim", 1), b"host: elsewhere\n")
@@ -286,7 +286,7 @@ def test_master_rejects_bad_and_duplicate_names(tmp_path):
 def test_master_step_reports_done_failed_and_missing(tmp_path):
     m = Squares(tmp_path / "s", max_attempts=1)
     m.store.check(create=True)
-    m._begin_round(1)
+    m.begin_round(1)
     assert m.step() is False
     write_replace(m.store.task_file(1, "n0", "out"), b"0")
     write_replace(m.store.task_file(1, "n1", "out"), b"1")

@@ -4,7 +4,7 @@ Protocol:
   1. create ``.tmp.<host>.<pid>.<random><n>`` in the *same directory* as the
      final name with ``O_CREAT|O_EXCL`` (so the temp name itself can never be
      shared with another writer, also after crashes and pid reuse on another
-     host), write, flush and ``fsync``;
+     host), write, flush and ``fsync`` where wanted (see ``fsinfo``);
   2. publish it either by ``rename`` (the master's inputs and the markers
      SEALED, CLOSED and STOP, whose names have a single writer) or by ``link``
      then ``unlink`` of the temp (outputs and records, where a second writer
@@ -17,22 +17,17 @@ no-clobber publish never replaces an existing final file.
 NFS note: a retransmitted LINK can report EEXIST although it succeeded; as
 open(2) advises, the temp's link count (2) tells the two apart.
 Files are created with mode 0666 filtered by the umask, like ``open()``.
+Every call goes through the ``fs`` object (see ``system``).
 """
 
 from __future__ import annotations
 
-import errno
 import itertools
-import os
-import secrets
-from pathlib import Path
-from typing import Union
+from typing import Optional
 
-from .layout import TEMP_PREFIX
+from .layout import TEMP_PREFIX, private_name
 from .owner import safe_host
-
-PathLike = Union[str, "os.PathLike[str]"]
-_HOST = safe_host()
+from .system import GONE, O_CREATE_NEW, O_READ, REAL_FS, FileSystem, PathLike, at_fork, token_hex
 
 
 class _Unique:
@@ -42,103 +37,128 @@ class _Unique:
         self.reset()
 
     def reset(self) -> None:
-        self.stem = f"{TEMP_PREFIX}{_HOST}.{os.getpid()}.{secrets.token_hex(4)}"
+        self.stem = private_name(TEMP_PREFIX, safe_host(), REAL_FS.getpid(), token_hex())
         self.counter = itertools.count()
 
 
 _UNIQUE = _Unique()
-os.register_at_fork(after_in_child=_UNIQUE.reset)
+at_fork(_UNIQUE.reset)
 
 
-def temp_path(directory: PathLike) -> Path:
+def temp_path(directory: PathLike) -> str:
     """A temp path in ``directory`` unique to this host, process and call.
 
     No system call: the random token is drawn once per process (so a reused
     pid, here or on another host, cannot repeat a name) and a counter follows.
     """
-    return Path(f"{os.fspath(directory)}/{_UNIQUE.stem}{next(_UNIQUE.counter):x}")
+    return f"{directory}/{_UNIQUE.stem}{next(_UNIQUE.counter):x}"
 
 
-def is_temp(name: str) -> bool:
-    """True for names of fsmw temp files (the one helper every scan uses)."""
-    return name.startswith(TEMP_PREFIX)
-
-
-def write_temp(directory: PathLike, data: bytes, fsync: bool = True) -> str:
+def write_temp(directory: PathLike, data: bytes, fsync: bool = True, fs: FileSystem = REAL_FS) -> str:
     """Write ``data`` to a new temp file in ``directory`` and return its path."""
-    tmp = f"{os.fspath(directory)}/{_UNIQUE.stem}{next(_UNIQUE.counter):x}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    tmp = temp_path(directory)
+    fd = fs.open(tmp, O_CREATE_NEW, 0o666)
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[fs.write(fd, view):]
         if fsync:
-            os.fsync(fd)
+            fs.fsync(fd)
     except BaseException:
-        os.close(fd)
-        _unlink_quietly(tmp)
+        fs.close(fd)
+        unlink_quietly(tmp, fs)
         raise
-    os.close(fd)
+    fs.close(fd)
     return tmp
 
 
-def fsync_path(path: PathLike) -> None:
+def fsync_path(path: PathLike, fs: FileSystem = REAL_FS) -> None:
     """Flush a file someone else wrote (e.g. the user's output) to stable storage."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = fs.open(path, O_READ)
     try:
-        os.fsync(fd)
+        fs.fsync(fd)
     finally:
-        os.close(fd)
+        fs.close(fd)
 
 
-def write_replace(final: PathLike, data: bytes, fsync: bool = True) -> None:
+def write_replace(final: PathLike, data: bytes, fsync: bool = True, fs: FileSystem = REAL_FS) -> None:
     """Atomically create or replace ``final`` with ``data`` (temp, then rename)."""
-    final = Path(final)
-    tmp = write_temp(final.parent, data, fsync)
+    tmp = write_temp(_parent(final), data, fsync, fs)
     try:
-        os.rename(tmp, final)
+        fs.rename(tmp, final)
     except BaseException:
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp, fs)
         raise
 
 
-def write_new(final: PathLike, data: bytes, fsync: bool = True) -> bool:
+def write_new(final: PathLike, data: bytes, fsync: bool = True, fs: FileSystem = REAL_FS) -> bool:
     """Atomically create ``final`` unless it exists; True if this call did."""
-    final = Path(final)
-    return publish(write_temp(final.parent, data, fsync), final)
+    return publish(write_temp(_parent(final), data, fsync, fs), final, fs)
 
 
-def publish(tmp: PathLike, final: PathLike) -> bool:
+def publish(tmp: PathLike, final: PathLike, fs: FileSystem = REAL_FS) -> bool:
     """Give the complete temp file ``tmp`` the name ``final`` without clobbering.
 
     The temp is removed in every case.  Returns True if ``final`` is now this
     file, False if another file already had the name.
     """
     try:
-        os.link(tmp, final)
+        fs.link(tmp, final)
         won = True
     except FileExistsError:
-        won = _link_succeeded_anyway(tmp)
+        won = _link_succeeded_anyway(tmp, fs)
     finally:
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp, fs)
     return won
 
 
-def _link_succeeded_anyway(tmp: PathLike) -> bool:
+def _link_succeeded_anyway(tmp: PathLike, fs: FileSystem) -> bool:
     try:
-        return os.stat(tmp).st_nlink == 2
+        return fs.stat(tmp).st_nlink == 2
     except OSError:
         return False
 
 
-def _unlink_quietly(path: PathLike) -> None:
+def unlink_quietly(path: PathLike, fs: FileSystem = REAL_FS) -> None:
+    """Remove ``path``; a name already gone (ENOENT, or ESTALE on NFS) is no error."""
     try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:  # ESTALE on NFS: the file is gone for us either way
-        if exc.errno != errno.ESTALE:
+        fs.unlink(path)
+    except OSError as exc:
+        if exc.errno not in GONE:
             raise
 
 
-unlink_quietly = _unlink_quietly
+def read_small(path: PathLike, limit: int = 65536, fs: FileSystem = REAL_FS,
+               missing_ok: bool = True) -> Optional[bytes]:
+    """Read a small file (a record), or ``None`` if it vanished (or any error, unless asked).
+
+    Args:
+        missing_ok: True: only a vanished file gives None, other errors raise;
+            False: any OSError gives None (a best-effort read).
+    """
+    try:
+        fd = fs.open(path, O_READ)
+    except OSError as exc:
+        if exc.errno in GONE or not missing_ok:
+            return None
+        raise
+    try:
+        chunks, left = [], limit
+        while left > 0:
+            chunk = fs.read(fd, min(left, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        if missing_ok:
+            raise
+        return None
+    finally:
+        fs.close(fd)
+
+
+def _parent(path: PathLike) -> str:
+    head, sep, _ = str(path).rpartition("/")
+    return (head or "/") if sep else "."

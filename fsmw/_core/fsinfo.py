@@ -22,33 +22,28 @@ unrecognised counts as shared, so fsync stays on where in doubt.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
-import os
 import re
-from typing import Callable, Dict, Optional, Union
+from typing import Dict, Optional
+
+from .atomic import temp_path, unlink_quietly
+from .system import O_CREATE_NEW, REAL_FS, FileSystem, PathLike
 
 LOCAL_TYPES = frozenset("""
 ext2 ext3 ext4 xfs btrfs tmpfs ramfs f2fs zfs jfs reiserfs bcachefs overlay vfat exfat
 """.split())
 
 
-def mount_of(path: Union[str, "os.PathLike[str]"], mountinfo: Optional[str] = None) -> Dict[str, str]:
+def mount_of(path: PathLike, mountinfo: Optional[str] = None, fs: FileSystem = REAL_FS) -> Dict[str, str]:
     """The mount holding ``path``: its point, file system type and options.
 
-    Read from /proc/self/mountinfo (or ``mountinfo``); the options are the
-    mount's and the file system's together (NFS's ``nolock`` is among the
-    latter).  Unknown: point "/", type "?".
+    Read from the mount table (``fs.mountinfo()``, or the text ``mountinfo``);
+    the options are the mount's and the file system's together (NFS's
+    ``nolock`` is among the latter).  Unknown: point "/", type "?".
     """
-    target = os.path.realpath(path)
+    target = fs.realpath(path)
     found = dict(point="/", fstype="?", options="")
     if mountinfo is None:
-        try:
-            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-                mountinfo = f.read()
-        except OSError:
-            return found
+        mountinfo = fs.mountinfo()
     best = -1
     for line in mountinfo.splitlines():
         left, sep, right = line.partition(" - ")
@@ -63,38 +58,42 @@ def mount_of(path: Union[str, "os.PathLike[str]"], mountinfo: Optional[str] = No
     return found
 
 
-def fs_type(path: Union[str, "os.PathLike[str]"], mountinfo: Optional[str] = None) -> Optional[str]:
+def fs_type(path: PathLike, mountinfo: Optional[str] = None, fs: FileSystem = REAL_FS) -> Optional[str]:
     """The type of the file system ``path`` is on, or None if unknown."""
-    kind = mount_of(path, mountinfo)["fstype"]
+    kind = mount_of(path, mountinfo, fs)["fstype"]
     return None if kind == "?" else kind
 
 
-def is_local(path: Union[str, "os.PathLike[str]"]) -> bool:
+def is_local(path: PathLike, fs: FileSystem = REAL_FS) -> bool:
     """True if ``path`` is on a file system known to be local to this machine."""
-    return fs_type(path) in LOCAL_TYPES
+    return fs_type(path, fs=fs) in LOCAL_TYPES
 
 
-def fsync_wanted(option: Optional[bool], path: Union[str, "os.PathLike[str]"]) -> bool:
+def fsync_wanted(option: Optional[bool], path: PathLike, fs: FileSystem = REAL_FS) -> bool:
     """Resolve ``Options.fsync`` (None: automatic, see the module docstring)."""
-    return (not is_local(path)) if option is None else option
+    return (not is_local(path, fs)) if option is None else option
 
 
-@functools.lru_cache(maxsize=1)
-def _syncfs() -> Optional[Callable[[int], int]]:
-    """libc's syncfs, looked up once (find_library may run ``ldconfig``)."""
-    libc_name = ctypes.util.find_library("c")
-    return getattr(ctypes.CDLL(libc_name, use_errno=True), "syncfs", None) if libc_name else None
-
-
-def sync_file_system(path: Union[str, "os.PathLike[str]"]) -> None:
+def sync_file_system(path: PathLike, fs: FileSystem = REAL_FS) -> None:
     """Flush the file system holding ``path`` to stable storage (``syncfs``, else ``sync``)."""
-    syncfs = _syncfs()
-    if syncfs is None:
-        os.sync()
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fs.syncfs(path)
+
+
+def fs_now(directory: PathLike, fs: FileSystem = REAL_FS) -> Optional[float]:
+    """Now, in the file system's clock: the mtime of a new file in ``directory``.
+
+    The one clock probe of fsmw (``fsmw status`` and ``clean`` age files by
+    it, ``fsmw doctor`` places lock windows by it): a file's mtime is set by
+    the file system (the NFS server, or a GlusterFS client daemon), not by
+    this host's clock.  None if ``directory`` is not writable here.
+    """
+    probe = temp_path(directory)
     try:
-        if syncfs(fd) != 0:
-            os.sync()
+        fd = fs.open(probe, O_CREATE_NEW, 0o666)
+    except OSError:
+        return None
+    try:
+        return fs.fstat(fd).st_mtime_ns / 1e9
     finally:
-        os.close(fd)
+        fs.close(fd)
+        unlink_quietly(probe, fs)

@@ -1,7 +1,8 @@
 """The attempt journal: what each worker did, for ``fsmw status`` and ``fsmw report``.
 
 A claim file does not say how its attempt ended or how long it took, so a
-worker also appends one JSON line per attempt to its own journal ``round-k/.journal.<host>.<pid>.<hex>``::
+worker also appends one JSON line per attempt to its own journal
+``round-k/.journal.<host>.<pid>.<hex>``::
 
     {"task": "n7", "attempt": 1, "kind": "claim", "outcome": "published",
      "worker_id": 2, "host": "node3", "pid": 4242, "job_id": "slurm:77_2",
@@ -29,36 +30,31 @@ half line (a torn last line of a crashed writer is skipped by
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import time
-from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional
 
+from .atomic import read_small
+from .layout import JOURNAL_PREFIX, is_journal, private_name
 from .owner import safe_host
+from .system import O_APPEND_NEW, REAL_CLOCK, REAL_FS, Clock, FileSystem, token_hex
 
-PREFIX = ".journal."
 FLUSH_SECS = 0.05
-
-
-def is_journal(name: str) -> bool:
-    return name.startswith(PREFIX)
+MAX_JOURNAL_BYTES = 1 << 30
 
 
 class Journal:
     """Appends attempt lines for one worker; opens one file per round lazily."""
 
-    def __init__(self, facts: Dict[str, object], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, facts: Dict[str, object], fs: FileSystem = REAL_FS, clock: Clock = REAL_CLOCK) -> None:
         # The constant part of every line, rendered once.
         self._facts = json.dumps({k: facts.get(k) for k in ("worker_id", "host", "pid", "job_id")},
                                  separators=(",", ":"))[1:-1]
         self._fd = -1
-        self._dir: Optional[Path] = None
-        self._clock = clock
+        self._dir: Optional[str] = None
+        self._fs, self._clock = fs, clock
         self._lines: List[bytes] = []
         self._flushed = float("-inf")
 
-    def record(self, round_dir: Path, task: str, attempt: int, kind: str, outcome: str,
+    def record(self, round_dir: str, task: str, attempt: int, kind: str, outcome: str,
                claimed: float, ended: float) -> None:
         if round_dir != self._dir:
             self.close()
@@ -66,20 +62,20 @@ class Journal:
         line = (f'{{"task":{json.dumps(task)},"attempt":{attempt:d},"kind":"{kind}",'
                 f'"outcome":"{outcome}",{self._facts},"claimed":{claimed:.3f},"ended":{ended:.3f}}}\n')
         self._lines.append(line.encode("utf-8"))
-        if self._clock() - self._flushed >= FLUSH_SECS:
+        if self._clock.now() - self._flushed >= FLUSH_SECS:
             self.flush()
 
     def flush(self) -> None:
         if not self._lines or self._dir is None:
             return
         data, self._lines = b"".join(self._lines), []
-        self._flushed = self._clock()
+        self._flushed = self._clock.now()
+        fs = self._fs
         try:
             if self._fd < 0:
-                name = f"{PREFIX}{safe_host()}.{os.getpid()}.{secrets.token_hex(4)}"
-                self._fd = os.open(self._dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                                   | os.O_APPEND | os.O_CLOEXEC, 0o666)
-            os.write(self._fd, data)
+                name = private_name(JOURNAL_PREFIX, safe_host(fs), fs.getpid(), token_hex())
+                self._fd = fs.open(f"{self._dir}/{name}", O_APPEND_NEW, 0o666)
+            fs.write(self._fd, data)
         except OSError:
             self._close_fd()  # the journal is informative only: never fail a task for it
 
@@ -90,20 +86,17 @@ class Journal:
 
     def _close_fd(self) -> None:
         if self._fd >= 0:
-            os.close(self._fd)
+            self._fs.close(self._fd)
         self._fd = -1
 
 
-def read_journals(round_dir: Path, entries: Optional[List[str]] = None) -> Iterator[dict]:
-    """Every complete attempt line of every journal in ``round_dir``."""
-    for name in entries if entries is not None else os.listdir(round_dir):
+def read_journals(round_dir: str, entries: List[str], fs: FileSystem = REAL_FS) -> Iterator[dict]:
+    """Every complete attempt line of every journal among ``entries`` of ``round_dir``."""
+    for name in entries:
         if not is_journal(name):
             continue
-        try:
-            text = (round_dir / name).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        for line in text.splitlines():
+        data = read_small(f"{round_dir}/{name}", MAX_JOURNAL_BYTES, fs, missing_ok=False)
+        for line in (data or b"").decode("utf-8", errors="replace").splitlines():
             try:
                 entry = json.loads(line)
             except (ValueError, RecursionError):

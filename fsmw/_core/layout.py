@@ -10,8 +10,12 @@ Every file fsmw writes for a task is ``<task><suffix>``; the suffixes are::
     .dup.<hex>     a late or backup result that was discarded
 
 Markers have no dot (``SEALED``, ``CLOSED``) so they can never be taken for a
-task file, and temp files start with ``.tmp.`` which no task name may.  Any
-other name is foreign and ignored.  Parsing only looks at the last one or two
+task file.  fsmw's own hidden files start with a dot, which no task name may:
+temp files ``.tmp.<host>.<pid>.<hex><n>``, claim tokens
+``.worker.<host>.<pid>.<hex>`` and journals ``.journal.<host>.<pid>.<hex>``.
+Any other name is foreign and ignored.  This module is the one place that
+spells a name; :class:`~fsmw._core.store.Store` and
+:class:`~fsmw._core.rounddir.RoundDir` join them to paths.  Parsing only looks at the last one or two
 dot-separated fields, so it costs a few string operations per entry.
 
 Property: :func:`check_task_name` accepts only names that round-trip through
@@ -26,6 +30,8 @@ from .errors import TaskNameError
 
 IN, OUT, FAILED, CLAIM, ERR, DUP = "in", "out", "failed", "claim", "err", "dup"
 TEMP_PREFIX = ".tmp."
+TOKEN_PREFIX = ".worker."
+JOURNAL_PREFIX = ".journal."
 SEALED = "SEALED"
 CLOSED = "CLOSED"
 STOP = "STOP"
@@ -73,6 +79,25 @@ def file_name(task: str, kind: str, gen: Optional[int] = None) -> str:
     if kind in _NUMBERED:
         return f"{task}.{kind}.{gen}"
     return f"{task}.{kind}"
+
+
+def dup_name(task: str, suffix: str) -> str:
+    """The name of a discarded result's record: ``<task>.dup.<hex>``."""
+    return f"{task}.{DUP}.{suffix}"
+
+
+def private_name(prefix: str, host: str, pid: int, suffix: str) -> str:
+    """A name of fsmw's own (temp stem, token, journal) unique to one writer."""
+    return f"{prefix}{host}.{pid}.{suffix}"
+
+
+def is_temp(name: str) -> bool:
+    """True for names of fsmw temp files (the one helper every scan uses)."""
+    return name.startswith(TEMP_PREFIX)
+
+
+def is_journal(name: str) -> bool:
+    return name.startswith(JOURNAL_PREFIX)
 
 
 def round_name(number: int) -> str:

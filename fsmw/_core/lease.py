@@ -15,10 +15,18 @@ clocks say; a claim whose heartbeat stopped is judged stale at most
 
 from __future__ import annotations
 
-import os
-from typing import Callable, Dict, Iterable, NamedTuple, Tuple
+from typing import Any, Callable, Dict, Iterable, NamedTuple, Tuple
 
 Key = Tuple[int, int, int]
+
+
+def heartbeat_key(st: Any) -> Key:
+    """What a heartbeat changes in a claim's ``stat``: (ino, mtime, ctime) in ns.
+
+    A new inode (a broken claim), a touched mtime and a changed ctime all
+    count as movement; nothing is compared with any clock.
+    """
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
 
 
 class Observation(NamedTuple):
@@ -36,9 +44,9 @@ class LeaseJudge:
         self._beats: Dict[str, Tuple[Key, float]] = {}
         self._first: Dict[str, Tuple[int, float]] = {}
 
-    def observe(self, name: str, st: os.stat_result) -> Observation:
+    def observe(self, name: str, st: Any) -> Observation:
         now = self._clock()
-        key = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+        key = heartbeat_key(st)
         beat = self._beats.get(name)
         if beat is None or beat[0] != key:
             beat = (key, now)

@@ -1,64 +1,63 @@
-"""Records a worker leaves beside a task: errors, failure marks, duplicates.
+"""The ``key: value`` records fsmw leaves in a store, and how to read them back.
 
-Each record is a small ``key: value`` text written two-stage and published
-no-clobber, so ``cat`` shows it whole and two writers never overwrite each
-other.  An error record ``<task>.err.<g>`` is kept for every failed attempt
-(an exception in ``process_file`` or a lease that expired); ``<task>.failed``
-marks a task that used up ``max_attempts``; ``<task>.dup.<hex>`` records a
-result that was discarded because another one was published first.
+Every record a person may ``cat`` is a few ``key: value`` lines, then an
+optional blank line and a free-text body (a traceback).  Error records
+``<task>.err.<g>``, failure marks ``<task>.failed``, duplicate records
+``<task>.dup.<hex>``, break records, claim tokens, markers and the stop file
+are all rendered by :func:`format_record` (or, on the claim hot path,
+:func:`token_record`, which renders the same format from bytes) and read by
+:func:`parse_record`.
 
-Property: the number of ``.err.*`` files of a task is the number of attempts
-that failed, whoever wrote them and however they raced.
+Property: ``parse_record(format_record(facts, body))`` gives back every fact
+and the body, whatever the values contain (newlines in values are flattened).
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-from pathlib import Path
-from typing import Mapping, Optional
+from datetime import datetime, timezone
+from typing import Dict, Mapping, Optional
 
-from . import layout as names
-from .atomic import write_new
-from .owner import format_record, parse_record
-
-def write_error(round_dir: Path, task: str, gen: int, facts: Mapping[str, object],
-                body: str = "") -> Path:
-    """Write the error record of attempt ``gen`` and return its path.
-
-    One record per attempt: if the attempt already has one (its holder failed
-    while a judge broke its claim), that one is kept.
-    """
-    path = round_dir / names.file_name(task, names.ERR, gen)
-    write_new(path, format_record(facts, body))
-    return path
+# The owner facts a claim or record names its writer by.
+WHO = ("host", "pid", "worker_id", "job_id")
 
 
-def count_errors(round_dir: Path, task: str, upto: int) -> int:
-    """How many error records ``task`` has, probing ``.err.1`` up to ``.err.<upto>`` and on.
-
-    A fresh count (a few ``lstat`` calls) rather than an old listing's: the
-    attempt limit must hold however stale the caller's listing was.
-    """
-    count, number = 0, 1
-    while True:
-        if os.path.lexists(round_dir / names.file_name(task, names.ERR, number)):
-            count += 1
-        elif number > upto:
-            return count
-        number += 1
+def format_record(facts: Mapping[str, object], body: str = "") -> bytes:
+    """Render ``key: value`` lines, then an optional free-text body."""
+    lines = [f"{key}: {str(value).replace(chr(10), ' ')}" for key, value in facts.items()]
+    text = "\n".join(lines) + "\n"
+    if body:
+        text += "\n" + body.rstrip("\n") + "\n"
+    return text.encode("utf-8", errors="replace")
 
 
-def write_failed(round_dir: Path, task: str, attempts: int, last_error: bytes) -> bool:
-    """Mark ``task`` failed; False if it already was."""
-    text = last_error.decode("utf-8", errors="replace")
-    header = f"attempts: {attempts}\n"
-    return write_new(round_dir / names.file_name(task, names.FAILED), (header + text).encode())
+def parse_record(data: Optional[bytes]) -> Dict[str, str]:
+    """Read the ``key: value`` header of a record; the body is under ``""``."""
+    text = (data or b"").decode("utf-8", errors="replace")
+    head, _, body = text.partition("\n\n")
+    facts: Dict[str, str] = {}
+    for line in head.splitlines():
+        key, sep, value = line.partition(": ")
+        if sep:
+            facts[key.strip()] = value.strip()
+    facts[""] = body
+    return facts
 
 
-def write_duplicate(round_dir: Path, task: str, facts: Mapping[str, object]) -> None:
-    path = round_dir / f"{task}.{names.DUP}.{secrets.token_hex(4)}"
-    write_new(path, format_record(facts))
+def iso_time(seconds: float) -> bytes:
+    """Wall-clock seconds as the ISO 8601 text records carry (``started: ...``)."""
+    return datetime.fromtimestamp(int(seconds), timezone.utc).isoformat().encode()
+
+
+def token_record(task: str, gen: int, facts: bytes, started: bytes, size: int) -> bytes:
+    """A claim token's record (the hot path: bytes formatting), padded to ``size``."""
+    record = b"task: %s\nattempt: %d\n%sstarted: %s\n" % (
+        task.encode("utf-8", errors="replace"), gen, facts, started)
+    return record.ljust(size - 1)[:size - 1] + b"\n"
+
+
+def who(facts: Mapping[str, str]) -> str:
+    """``host=.., pid=.., worker_id=.., job_id=..`` of a parsed record."""
+    return ", ".join(f"{k}={facts.get(k, '?')}" for k in WHO)
 
 
 def error_line(record: Optional[bytes]) -> str:
@@ -70,3 +69,8 @@ def error_line(record: Optional[bytes]) -> str:
         return facts["error"]
     lines = facts[""].strip().splitlines()
     return lines[-1] if lines else "unknown error"
+
+
+def failed_record(attempts: int, last_error: Optional[bytes]) -> bytes:
+    """The text of ``<task>.failed``: the attempt count, then the last error record."""
+    return b"attempts: %d\n" % attempts + (last_error or b"")

@@ -4,87 +4,84 @@ Claiming a task is ``link(token, <task>.claim.<g>)``: exclusive like an
 O_CREAT|O_EXCL create (EEXIST for all but one process), but no inode is
 allocated per task, which on a disk where creating a file costs a fraction of
 a millisecond is most of a task's cost.  The token holds the worker's owner
-facts and its fcntl witness lock (see ``_claims``), so ``cat`` on a claim and
+facts and its fcntl witness lock (see ``claims``), so ``cat`` on a claim and
 ``fsmw status`` tell who holds it, and a dead worker's claims are unlocked.
+Since every claim of a worker is the same inode, ``cat`` on any of them shows
+the task the worker is on *now* (or last was on), not the claim's own task.
 
 Property: a worker's claims all point at the inode of a token it holds open;
 the name of a claim no longer pointing there means the claim was broken
-(:meth:`fsmw._claims.Claim.still_mine`).
+(:meth:`fsmw._core.claims.Claim.still_mine`).
 """
 
 from __future__ import annotations
 
 import errno
-import os
-import secrets
-import time
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Mapping, Optional, Union
+from typing import Mapping, Optional
 
-from . import claims as _claims
+from . import claims
 from .atomic import unlink_quietly
 from .claims import Claim
-from .owner import format_record, safe_host
-
-TOKEN_PREFIX = ".worker."
+from .layout import TOKEN_PREFIX, private_name
+from .owner import safe_host
+from .records import format_record, iso_time, token_record
+from .system import O_CREATE_RW, REAL_CLOCK, REAL_FS, Clock, FileSystem, PathLike, token_hex
 
 
 class Token:
     """A worker's claim token in one round directory: the inode its claims link to.
 
     ``.worker.<host>.<pid>.<hex>`` holds the worker's owner facts and, where
-    fcntl works, the worker's write lock for as long as it lives.  Claiming a
-    task is ``link(token, <task>.claim.<g>)``: exclusive like an O_EXCL
-    create (EEXIST for all but one), but no new inode per task.  Before each
+    fcntl works, the worker's write lock for as long as it lives.  Before each
     link the current task, attempt and start time are written over the
     record (one ``pwrite``), so ``cat`` on a running claim tells who runs what
     since when.  A new token is started every ``MAX_LINKS`` claims, and
     sooner if the file system refuses another link (ext4 allows 65,000 links
-    to an inode; GlusterFS answered ENOSPC after about 740).  The token's name is removed when the worker
-    leaves the round; its claims keep the inode.
+    to an inode; GlusterFS answered ENOSPC after about 740).  The token's name
+    is removed when the worker leaves the round; its claims keep the inode.
     """
 
     MAX_LINKS = 256
     RECORD_SIZE = 1024
 
-    def __init__(self, directory: Union[str, Path], facts: Mapping[str, object]) -> None:
+    def __init__(self, directory: PathLike, facts: Mapping[str, object], fs: FileSystem = REAL_FS,
+                 clock: Clock = REAL_CLOCK) -> None:
         self._dir = directory
         self._facts = format_record(facts)  # rendered once
+        self._fs, self._clock = fs, clock
         self._second, self._started = -1, b""
         self.fd = -1
         self._open()
 
     def _open(self) -> None:
-        self.path = f"{self._dir}/{TOKEN_PREFIX}{safe_host()}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        fs = self._fs
+        self.path = f"{self._dir}/{private_name(TOKEN_PREFIX, safe_host(fs), fs.getpid(), token_hex())}"
+        fd = fs.open(self.path, O_CREATE_RW, 0o666)
         try:
             self._write(fd, "", 0)
-            if _claims.locks_supported():
-                _claims.take_lock(fd, self.path)
-            self.ino = os.fstat(fd).st_ino
+            if claims.locks_supported():
+                claims.take_lock(fd, self.path, fs, self._clock)
+            self.ino = fs.fstat(fd).st_ino
         except BaseException:
-            os.close(fd)
-            unlink_quietly(self.path)
+            fs.close(fd)
+            unlink_quietly(self.path, fs)
             raise
         self.fd, self.links = fd, 1
 
     def _write(self, fd: int, task: str, gen: int) -> None:
-        now = int(time.time())
+        now = int(self._clock.time())
         if now != self._second:  # the ISO time changes once a second at most
-            self._second = now
-            self._started = datetime.fromtimestamp(now, timezone.utc).isoformat().encode()
-        record = b"task: %s\nattempt: %d\n%sstarted: %s\n" % (
-            task.encode("utf-8", errors="replace"), gen, self._facts, self._started if task else b"")
-        os.pwrite(fd, record.ljust(self.RECORD_SIZE - 1)[:self.RECORD_SIZE - 1] + b"\n", 0)
+            self._second, self._started = now, iso_time(now)
+        record = token_record(task, gen, self._facts, self._started if task else b"", self.RECORD_SIZE)
+        self._fs.pwrite(fd, record, 0)
 
-    def claim(self, path: Union[str, Path], task: str, gen: int) -> Optional[Claim]:
+    def claim(self, path: PathLike, task: str, gen: int) -> Optional[Claim]:
         """Try to win claim ``path``; None if another process has this generation."""
         if self.links >= self.MAX_LINKS:
             self.rotate()
         self._write(self.fd, task, gen)
         try:
-            os.link(self.path, path)
+            self._fs.link(self.path, path)
         except FileExistsError:
             if not self._linked_anyway(path):
                 return None
@@ -96,12 +93,12 @@ class Token:
             self.rotate()
             return self.claim(path, task, gen)
         self.links += 1
-        return Claim(path, self.ino, self.fd, task, gen, own_fd=False)
+        return Claim(path, self.ino, self.fd, task, gen, False, self._fs, self._clock)
 
-    def _linked_anyway(self, path: Union[str, Path]) -> bool:
+    def _linked_anyway(self, path: PathLike) -> bool:
         # NFS: a retransmitted LINK can report EEXIST although it succeeded.
         try:
-            return os.stat(path).st_ino == self.ino
+            return self._fs.stat(path).st_ino == self.ino
         except OSError:
             return False
 
@@ -111,6 +108,6 @@ class Token:
 
     def close(self) -> None:
         if self.fd >= 0:
-            unlink_quietly(self.path)  # before closing: see Claim.release
-            os.close(self.fd)
+            unlink_quietly(self.path, self._fs)  # before closing: see Claim.release
+            self._fs.close(self.fd)
             self.fd = -1

@@ -3,16 +3,17 @@
 Protocol per round k:
   1. ``mkdir round-k`` (never reused: a late file of round k can never satisfy
      round k+1), then ``create_input_files()`` writes each input two-stage
-     (temp, fsync where wanted (see ``_fsinfo``), rename), then ``SEALED``;
-  2. poll with one listing of ``round-k`` per pass (parsing only the names
-     that changed since the last one), again at about half the time the
-     round should still take at its rate so far, backing off up to
-     ``master_idle_sleep_secs`` while nothing arrives, and pausing at least
-     what the last poll took (four times that on a shared file system); a task is done when
-     ``<task>.out`` exists and failed when ``<task>.failed`` does (the master
-     marks it itself if ``max_attempts`` error records exist and no claim is
-     live);
-  3. (on a local file system, ``syncfs`` the store: see ``_fsinfo``)
+     (temp, fsync where wanted (see ``_core.fsinfo``), rename), then ``SEALED``
+     (:meth:`Master.begin_round`);
+  2. poll with one listing of ``round-k`` per pass (:meth:`Master.step`,
+     parsing only the names that changed since the last one), again at about
+     half the time the round should still take at its rate so far, backing
+     off up to ``master_idle_sleep_secs`` while nothing arrives, and pausing
+     at least what the last poll took (four times that on a shared file
+     system; see ``_core.pacing``); a task is done when ``<task>.out`` exists
+     and failed when ``<task>.failed`` does (the master marks it itself if
+     ``max_attempts`` error records exist and no claim is live);
+  3. (on a local file system, ``syncfs`` the store: see ``_core.fsinfo``)
      ``process_output_files(outputs)``; if it returns True, make round k+1,
      then write ``CLOSED`` in round k (workers follow it to k+1); otherwise
      write ``STOP`` in the store, then ``CLOSED``.  Temp files left in round k
@@ -27,34 +28,31 @@ from __future__ import annotations
 
 import logging
 import os
-import random
-import time
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Set, Union
+from typing import Any, Callable, List, Mapping, Optional, Set, Tuple, Union
 
 from .._core import layout as names
-from .._core.atomic import unlink_quietly, write_replace, write_temp
-from .._core.fsinfo import fsync_wanted, is_local, sync_file_system
 from .._core.errors import StoreError, TaskNameError
-from .._options import Options
-from .progress import Progress
-from .._core.owner import format_record, owner_facts
-from .._worker.recovery import last_error
-from .._core.records import write_failed
-from .._core.claims import read_text
-from .._core.store import RoundTracker, RoundView, Store
+from .._core.fsinfo import fsync_wanted, is_local, sync_file_system
+from .._core.owner import owner_facts
+from .._core.pacing import Backoff, Pace
+from .._core.store import Store
+from .._core.system import Clock, FileSystem, as_clock
+from .._core.view import RoundTracker, RoundView
+from .._options import Options, make_options
+from .progress import Progress, RoundLog
 from .summary import Failure, Outputs, Summary
+from .temps import TempWatch
 
 _log = logging.getLogger("fsmw.master")
 OUT_SUFFIX = "." + names.OUT
 OUT_LEN = len(OUT_SUFFIX)
+FIRST_POLL_SECS = 0.02
+POLL_PACE = 4.0
 
 
 class Stopped(StoreError):
     """The stop file appeared while the master was waiting for a round."""
-FIRST_POLL_SECS = 0.02
-POLL_PACE = 4.0
-PROGRESS_LOG_SECS = 10.0
 
 
 class Master:
@@ -62,32 +60,34 @@ class Master:
 
     Args:
         store: the store directory (created if its parent exists).
-        clock, sleep: injectable for tests.
-        **options: tuning options, see :class:`fsmw.Options`.
+        options: an :class:`fsmw.Options`; keyword options override its fields.
+        clock: a :class:`fsmw.Clock` (or a monotonic ``now`` callable, with
+            ``sleep``), for tests; fs: the file system (default: the real one).
+        **kwargs: tuning options, see :class:`fsmw.Options`.
     """
 
-    def __init__(self, store: Union[str, "os.PathLike[str]"], *,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, **options: object) -> None:
-        self.options = Options(**options)  # type: ignore[arg-type]
-        self.store = Store(store)
-        self._clock = clock
-        self._sleep = sleep
+    def __init__(self, store: Union[str, "os.PathLike[str]"], options: Optional[Options] = None, *,
+                 clock: Union[Clock, Callable[[], float], None] = None,
+                 sleep: Optional[Callable[[float], None]] = None, fs: Optional[FileSystem] = None,
+                 **kwargs: Any) -> None:
+        self.options = make_options(options, kwargs)
+        self.store = Store(store, fs)
+        self._clock = as_clock(clock, sleep)
+        self._facts = owner_facts("master", None, os.environ, self.store.fs)
         self.log = logging.LoggerAdapter(_log, {})
         self.log.process = self._prefix  # type: ignore[method-assign]
+        self._log_prefix = f"master@{self._facts['host']}: "
         self.round = 0
+        self._round_dir = self.store.round(0)
         self._tasks: Set[str] = set()
-        self._view = RoundView()
         self._tracker = RoundTracker()
         self._done: Set[str] = set()
         self._summary = Summary()
         self._rounds_run: List[int] = []
-        self._temps: Dict[str, float] = {}
+        self._temps = TempWatch(self._clock, self.options.lease_secs)
         self._fsync = self.options.fsync is not False  # resolved by run() once the store exists
-        self._round_dir = os.fspath(self.store.root)  # temp name -> when this master first saw it
-        self._bar = Progress(self.options.progress, self.options.progress_secs, clock)
-        self._logged = (-1, -1)
-        self._logged_at = float("-inf")
+        self._bar = Progress(self.options.progress, self.options.progress_secs, self._clock.now)
+        self._round_log = RoundLog(self.log, self._clock.now)
 
     # -- the subclass contract --------------------------------------------
     def create_input_files(self) -> None:
@@ -111,49 +111,87 @@ class Master:
             data = data.encode("utf-8")
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"input data for task {name!r} must be bytes or str, not {type(data).__name__}")
-        final = f"{self._round_dir}/{name}.{names.IN}"
-        os.rename(write_temp(self._round_dir, data, self._fsync), final)
+        final = self._round_dir.write_input(name, data, self._fsync)
         self._tasks.add(name)
         return Path(final)
 
     # -- running ------------------------------------------------------------
     def run(self) -> Summary:
         """Run rounds until :meth:`process_output_files` returns False."""
-        started = self._clock()
-        self.store.check(create=True)
-        self._fsync = fsync_wanted(self.options.fsync, self.store.root)
-        if self.store.stop_file.exists():
-            raise StoreError(f"store {self.store.root} holds a finished run ({names.STOP} exists); "
-                             f"use a new store, or remove it to start over")
+        started = self._clock.now()
+        self._open_store()
         earlier = self.store.rounds()
-        self._begin_round(max(earlier, default=0) + 1)
+        self.begin_round(max(earlier, default=0) + 1)
         self._close_abandoned(earlier)
-        while True:
-            try:
-                self._wait_for_round()
-            except Stopped as exc:
-                self.log.warning("%s; returning without the round's remaining results", exc)
-                self._summary.stopped = True
-                self._tally()
-                self._close_round(self.round, "stopped from outside")
-                break
-            if not self._fsync:
-                sync_file_system(self._round_dir)  # see _fsinfo: once per round instead
-            outputs = Outputs(self._round_dir, sorted(self._tasks & self._view.outputs))
-            again = self.process_output_files(outputs)
+        while self._finish_round():
             previous = self.round
-            if again:
-                self._begin_round(previous + 1)
-            else:
-                write_replace(self.store.stop_file, format_record(owner_facts("master", None)))
-            self._close_round(previous, "next: " + (names.round_name(self.round) if again else "STOP"))
-            if not again:
-                break
+            self.begin_round(previous + 1)
+            self._close_round(previous, "next: " + names.round_name(self.round))
         # Count again: late results of earlier rounds are discarded as they arrive.
         self._summary.duplicates = sum(self.store.scan(n).duplicates for n in self._rounds_run)
-        self._summary.wall_secs = self._clock() - started
+        self._summary.wall_secs = self._clock.now() - started
         self.log.info("%s", self._summary)
         return self._summary
+
+    def _open_store(self) -> None:
+        self.store.check(create=True)
+        self._fsync = fsync_wanted(self.options.fsync, self.store.root, self.store.fs)
+        if self.store.stopped():
+            raise StoreError(f"store {self.store.root} holds a finished run ({names.STOP} exists); "
+                             f"use a new store, or remove it to start over")
+
+    def _finish_round(self) -> bool:
+        """Wait for the round, hand its outputs over; True if another round follows.
+
+        The last round (or one stopped from outside) is closed here, after STOP.
+        """
+        try:
+            self._wait_for_round()
+        except Stopped as exc:
+            self.log.warning("%s; returning without the round's remaining results", exc)
+            self._summary.stopped = True
+            self._tally()
+            self._close_round(self.round, "stopped from outside")
+            return False
+        if not self._fsync:
+            sync_file_system(self._round_dir.path, self.store.fs)  # see _core.fsinfo: once per round
+        outputs = Outputs(self._round_dir, sorted(self._tasks & self._view.outputs))
+        again = self.process_output_files(outputs)
+        if not again:
+            self.store.write_stop(self._facts)
+            self._close_round(self.round, "next: STOP")
+        return bool(again)
+
+    def begin_round(self, number: Optional[int] = None) -> int:
+        """Make round ``number`` (default: after the newest one), create its inputs, seal it.
+
+        Returns:
+            The round's number.
+
+        Raises:
+            StoreError: the round's directory exists already (another master?).
+        """
+        if number is None:
+            number = max(self.store.rounds(), default=0) + 1
+        self.round, self._tasks = number, set()
+        self._round_dir = self.store.round(number)
+        self._tracker, self._done = RoundTracker(), set()
+        self._bar.start_round(number)
+        self._rounds_run.append(number)
+        try:
+            self._round_dir.create()
+        except FileExistsError as exc:
+            raise StoreError(f"{self._round_dir.path} already exists: is another master "
+                             f"running on {self.store.root}?") from exc
+        self.log.info("round %d: creating inputs", number)
+        self.create_input_files()
+        self._round_dir.write_marker(names.SEALED, f"tasks: {len(self._tasks)}\n")
+        self.log.info("round %d: %d tasks", number, len(self._tasks))
+        return number
+
+    @property
+    def _view(self) -> RoundView:
+        return self._tracker.view
 
     def step(self) -> bool:
         """One poll of the current round; True once every task is done or failed.
@@ -161,65 +199,51 @@ class Master:
         Raises:
             Stopped: someone wrote the stop file (``fsmw stop``) during the round.
         """
-        came = self._tracker.update(self.store.listing(self.round))
-        view = self._view = self._tracker.view
-        now = self._clock()
-        if view.temps or self._temps:
-            self._temps = {name: self._temps.get(name, now) for name in view.temps}
+        came = self._tracker.update(self._round_dir.listing())
+        view = self._view
+        self._temps.seen(view.temps)
         self._mark_poisoned(view)
-        self._done.update(t for t in (n[:-OUT_LEN] for n in came if n.endswith(OUT_SUFFIX))
-                          if t in self._tasks)
-        done = len(self._done)
-        failed = len((self._tasks & view.failed) - view.outputs) if view.failed else 0
+        self._count_outputs(came)
+        done, failed = len(self._done), self._failed_count(view)
         complete = done + failed == len(self._tasks)
-        self._progress(done, failed, complete)
-        if not complete and self.store.stop_file.exists():
+        self._bar.update(done, failed, len(self._tasks), final=complete)
+        self._round_log.update(self.round, done, failed, len(self._tasks), complete)
+        if not complete and self.store.stopped():
             raise Stopped(f"{self.store.stop_file} appeared: the run was stopped from outside")
         return complete
 
-    def _begin_round(self, number: int) -> None:
-        self.round, self._tasks = number, set()
-        self._round_dir = os.fspath(self.store.round_dir(number))
-        self._tracker, self._done = RoundTracker(), set()
-        self._bar.start_round(number)
-        self._rounds_run.append(number)
-        try:
-            self.store.round_dir(number).mkdir()
-        except FileExistsError as exc:
-            raise StoreError(f"{self.store.round_dir(number)} already exists: is another master "
-                             f"running on {self.store.root}?") from exc
-        self.log.info("round %d: creating inputs", number)
-        self.create_input_files()
-        write_replace(self.store.marker(number, names.SEALED), f"tasks: {len(self._tasks)}\n".encode())
-        self.log.info("round %d: %d tasks", number, len(self._tasks))
+    def _count_outputs(self, came: Set[str]) -> None:
+        self._done.update(t for t in (n[:-OUT_LEN] for n in came if n.endswith(OUT_SUFFIX))
+                          if t in self._tasks)
+
+    def _failed_count(self, view: RoundView) -> int:
+        return len((self._tasks & view.failed) - view.outputs) if view.failed else 0
+
+    def _mark_poisoned(self, view: RoundView) -> None:
+        for task in self._round_dir.mark_poisoned(view, self.options.max_attempts):
+            view.failed.add(task)
+            self.log.warning("task %s failed %d times; marked failed", task, len(view.errors[task]))
 
     def _wait_for_round(self) -> None:
         # Poll again at about half the time the round should still take at its
         # rate so far (quickly at first and near the end, rarely in between),
         # back off up to master_idle_sleep_secs while nothing arrives, and pause
-        # at least a multiple of what the last poll cost (on a network file
-        # system a listing of a big round costs the server work per entry).
-        pace = 1.0 if is_local(self._round_dir) else POLL_PACE
-        pause, seen = FIRST_POLL_SECS, -1
-        began, at_start = self._clock(), None
+        # at least a multiple of what the last poll cost (see _core.pacing).
+        backoff = Backoff(FIRST_POLL_SECS, self.options.master_idle_sleep_secs, low=0.5)
+        pace = Pace(1.0 if is_local(self._round_dir.path, self.store.fs) else POLL_PACE, self._clock.now)
+        rate = _Rate(self._clock.now())
         while True:
-            started = self._clock()
+            started = self._clock.now()
             if self.step():
                 break
-            now = self._clock()
-            cost = now - started
+            pace.measure(started)
             finished = len(self._done) + len(self._view.failed)
-            if at_start is None:
-                at_start = finished
-            if finished != seen:
-                rate = (finished - at_start) / (now - began) if now > began else 0.0
-                left = len(self._tasks) - finished
-                pause = FIRST_POLL_SECS if rate <= 0 else left / rate / 2
+            left = rate.time_left(finished, len(self._tasks), self._clock.now())
+            if left is None:
+                backoff.grow()
             else:
-                pause *= 2
-            pause = min(max(pause, FIRST_POLL_SECS), self.options.master_idle_sleep_secs)
-            seen = finished
-            self._sleep(max(random.uniform(pause / 2, pause), pace * cost))
+                backoff.reset(left / 2)
+            self._clock.sleep(max(backoff.draw(), pace.floor()))
         self._tally()
 
     def _tally(self) -> None:
@@ -227,49 +251,42 @@ class Master:
         view, number = self._view, self.round
         self._summary.rounds += 1
         self._summary.done += len(self._tasks & view.outputs)
-        round_dir = self.store.round_dir(number)
         for task in sorted((self._tasks & view.failed) - view.outputs):
-            failure = Failure(number, task, last_error(round_dir, task, view.errors.get(task, [])))
-            self._summary.failed.append(failure)
-
-    def _mark_poisoned(self, view: RoundView) -> None:
-        limit = self.options.max_attempts
-        round_dir = self.store.round_dir(self.round)
-        for task, gens in view.errors.items():
-            if len(gens) >= limit and task in self._tasks and not view.finished(task) \
-                    and view.live_gen(task) is None:
-                last = round_dir / names.file_name(task, names.ERR, max(gens))
-                if write_failed(round_dir, task, len(gens), read_text(last) or b""):
-                    view.failed.add(task)
-                    self.log.warning("task %s failed %d times; marked failed", task, len(gens))
+            error = self._round_dir.last_error(task, view.errors.get(task, []))
+            self._summary.failed.append(Failure(number, task, error))
 
     def _close_abandoned(self, earlier: List[int]) -> None:
         """Send workers still in rounds of an earlier master on to the new round."""
         for number in earlier:
-            if not self.store.marker(number, names.CLOSED).exists():
+            if not self.store.round(number).has(names.CLOSED):
                 self.log.warning("round %d was left unfinished by an earlier master; closing it",
                                  number)
                 self._close_round(number, f"abandoned; next: {names.round_name(self.round)}")
 
     def _close_round(self, number: int, text: str) -> None:
-        write_replace(self.store.marker(number, names.CLOSED), (text + "\n").encode())
-        round_dir = self.store.round_dir(number)
-        # Only temps this master has seen for a whole lease belong to dead writers;
-        # a younger one may be a live (late) writer's, which must not lose it.
-        oldest = self._clock() - self.options.lease_secs
-        for name in self.store.scan(number).temps:
-            if self._temps.get(name, float("inf")) <= oldest:
-                unlink_quietly(round_dir / name)
-        self._temps = {}
+        round_dir = self.store.round(number)
+        round_dir.write_marker(names.CLOSED, text + "\n")
+        for name in self._temps.dead(round_dir.scan().temps):
+            round_dir.unlink(name)
 
-    def _progress(self, done: int, failed: int, complete: bool) -> None:
-        self._bar.update(done, failed, len(self._tasks), final=complete)
-        now = self._clock()
-        if (done, failed) == self._logged or now - self._logged_at < PROGRESS_LOG_SECS \
-                and not complete:
-            return
-        self._logged, self._logged_at = (done, failed), now
-        self.log.debug("round %d: %d/%d done, %d failed", self.round, done, len(self._tasks), failed)
+    def _prefix(self, msg: str, kwargs: Any) -> Tuple[str, Any]:  # LoggerAdapter.process
+        return self._log_prefix + msg, kwargs
 
-    def _prefix(self, msg: str, kwargs):  # LoggerAdapter.process
-        return f"master@{owner_facts('master', None)['host']}: {msg}", kwargs
+
+class _Rate:
+    """The round's finishing rate since the first poll, and the time left at that rate."""
+
+    def __init__(self, began: float) -> None:
+        self._began = began
+        self._at_start: Optional[int] = None
+        self._seen = -1
+
+    def time_left(self, finished: int, total: int, now: float) -> Optional[float]:
+        """Seconds left at the rate so far (None: nothing new since the last poll)."""
+        if self._at_start is None:
+            self._at_start = finished
+        if finished == self._seen:
+            return None
+        self._seen = finished
+        rate = (finished - self._at_start) / (now - self._began) if now > self._began else 0.0
+        return 0.0 if rate <= 0 else (total - finished) / rate

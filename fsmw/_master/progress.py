@@ -12,7 +12,7 @@ application's logging setup.
 from __future__ import annotations
 
 import sys
-from typing import Callable, Optional, TextIO
+from typing import Any, Callable, Optional, TextIO
 
 BAR_WIDTH = 30
 TTY_REDRAW_SECS = 0.2
@@ -69,3 +69,21 @@ class Progress:
         bar = "#" * filled + "." * (BAR_WIDTH - filled)
         return (f"round {self._round} [{bar}] {done}/{total}  {failed} failed  {rate:.1f}/s  "
                 f"{format_eta(eta) if finished < total else 'done'}")
+
+
+class RoundLog:
+    """Debug log lines of the round's progress: on change, at most every ``every_secs``."""
+
+    def __init__(self, log: Any, clock: Callable[[], float], every_secs: float = 10.0) -> None:
+        self._log = log
+        self._clock = clock
+        self._every = every_secs
+        self._logged = (-1, -1)
+        self._logged_at = float("-inf")
+
+    def update(self, number: int, done: int, failed: int, total: int, complete: bool) -> None:
+        now = self._clock()
+        if (done, failed) == self._logged or (now - self._logged_at < self._every and not complete):
+            return
+        self._logged, self._logged_at = (done, failed), now
+        self._log.debug("round %d: %d/%d done, %d failed", number, done, total, failed)

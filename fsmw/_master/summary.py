@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator, List, Mapping
 
 from .._core import layout as names
+from .._core.rounddir import RoundDir
 
 
 class Outputs(Mapping[str, Path]):
@@ -21,7 +22,7 @@ class Outputs(Mapping[str, Path]):
     list of names, not a million path objects held at once.
     """
 
-    def __init__(self, round_dir: str, tasks: List[str]) -> None:
+    def __init__(self, round_dir: RoundDir, tasks: List[str]) -> None:
         self._dir = round_dir
         self._tasks = tasks
         self._known = frozenset(tasks)
@@ -29,7 +30,7 @@ class Outputs(Mapping[str, Path]):
     def __getitem__(self, task: str) -> Path:
         if task not in self._known:
             raise KeyError(task)
-        return Path(f"{self._dir}/{task}.{names.OUT}")
+        return Path(self._dir.file(task, names.OUT))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._tasks)

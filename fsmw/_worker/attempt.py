@@ -4,7 +4,7 @@ Protocol for an attempt holding claim ``<task>.claim.<g>``:
   1. the worker's heartbeat thread keeps the claim alive while anything below runs;
   2. ``process_file(input, output)`` writes ``output``, a fresh temp name in
      the round directory (or in private local scratch with ``use_tmp``);
-  3. the output is fsynced where that protects anything (see ``_fsinfo``;
+  3. the output is fsynced where that protects anything (see ``_core.fsinfo``;
      copied into a store temp first if it was on scratch); if the claim is
      still ours (fencing: a holder whose claim was broken never publishes)
      it is published with ``link`` onto
@@ -14,7 +14,7 @@ Protocol for an attempt holding claim ``<task>.claim.<g>``:
      host, worker, attempt and duration, and marks the task failed once
      ``max_attempts`` attempts have failed;
   5. the claim file is kept as the record of generation ``g`` (see
-     ``_claims``); only an interrupted attempt removes it (if still ours), so
+     ``_core.claims``); only an interrupted attempt removes it (if still ours), so
      the task is free for others at once.
 
 Property: whatever happens, at most one ``.out`` exists per task, it is
@@ -24,23 +24,22 @@ and a claim broken by someone else is never removed by its old holder.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import tempfile
-import time
-from contextlib import contextmanager
 import traceback
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 from .._core import layout as names
-from .._core.atomic import fsync_path, publish, temp_path, unlink_quietly, write_temp
-from .._core.claims import Claim, read_text
-from .heartbeat import Heartbeat
+from .._core.atomic import fsync_path, temp_path, unlink_quietly
+from .._core.claims import Claim
+from .._core.rounddir import RoundDir
+from .._core.system import REAL_FS, Clock
 from .._options import Options
-from .._core.records import count_errors, write_duplicate, write_error, write_failed
-from .stopping import WorkerInterrupted
+from .heartbeat import Heartbeat
+from .stopping import StopSwitch, WorkerInterrupted
 
 
 @contextmanager
@@ -66,35 +65,43 @@ class Outcome(Enum):
     FAILED_ATTEMPT = "failed"
 
 
-UserCall = Callable[[Path, Path], None]
+ProcessFile = Callable[[Path, Path], None]
 
 
 class Attempt:
-    """Runs attempts for one worker; see the module docstring for the steps."""
+    """Runs attempts for one worker; see the module docstring for the steps.
 
-    def __init__(self, options: Options, facts: Dict[str, object], log: logging.LoggerAdapter,
-                 call: UserCall, scratch: Optional[Path], heartbeat: Heartbeat, fsync: bool) -> None:
-        self._heartbeat = heartbeat
-        self._fsync = fsync
+    Args:
+        process_file: the user's hook, run under ``stop`` (a stop request
+            raises WorkerInterrupted inside it).
+    """
+
+    def __init__(self, options: Options, facts: Mapping[str, object], log: Any,
+                 process_file: ProcessFile, stop: StopSwitch, scratch: Optional[Path],
+                 heartbeat: Heartbeat, fsync: bool, clock: Clock) -> None:
         self._options = options
         self._facts = facts
         self._log = log
-        self._call = call
+        self._process_file = process_file
+        self._stop = stop
         self._scratch = scratch
+        self._heartbeat = heartbeat
+        self._fsync = fsync
+        self._clock = clock
 
-    def run(self, round_dir: Path, claim: Claim) -> Outcome:
+    def run(self, round_dir: RoundDir, claim: Claim) -> Outcome:
         """Run ``claim``'s task; raises WorkerInterrupted after releasing the claim."""
-        started = time.monotonic()
-        out_tmp = temp_path(self._scratch or round_dir)
-        local_in: Optional[Path] = None
+        started = self._clock.now()
+        out_tmp = temp_path(self._scratch or round_dir.path)
+        local_in: Optional[str] = None
         self._heartbeat.hold(claim)
         outcome: Optional[Outcome] = None
         try:
-            source = round_dir / names.file_name(claim.task, names.IN)
+            source = round_dir.file(claim.task, names.IN)
             if self._scratch is not None:
                 local_in = temp_path(self._scratch)
                 shutil.copyfile(source, local_in)
-            self._call(local_in or source, out_tmp)
+            self._stop.run_abortable(self._process_file, Path(local_in or source), Path(out_tmp))
             outcome = self._publish(round_dir, claim, out_tmp)
             return outcome
         except WorkerInterrupted:
@@ -103,17 +110,17 @@ class Attempt:
             raise
         except Exception as exc:  # the user's code failed: record it, keep the worker
             body = traceback.format_exc()
-            self._record_failure(round_dir, claim, exc, body, time.monotonic() - started)
+            self._record_failure(round_dir, claim, exc, body, self._clock.now() - started)
             return Outcome.FAILED_ATTEMPT
         finally:
             self._heartbeat.hold(None)
             if outcome is None or self._scratch is not None:  # else publishing removed it
-                unlink_quietly(out_tmp)
+                unlink_quietly(out_tmp, round_dir.fs if self._scratch is None else REAL_FS)
             if local_in is not None:
                 unlink_quietly(local_in)
             claim.close()
 
-    def _publish(self, round_dir: Path, claim: Claim, out_tmp: Path) -> Outcome:
+    def _publish(self, round_dir: RoundDir, claim: Claim, out_tmp: str) -> Outcome:
         # No stat first: opening the output (to flush or copy it) or linking it
         # fails with ENOENT if process_file wrote nothing, or if the master closed
         # the round and swept its temps while we were late.
@@ -124,45 +131,43 @@ class Attempt:
         if not claim.still_mine():
             # Fencing: our claim was broken (we hung or were cut off) and the task
             # belongs to someone else now; never publish on a lost claim.
-            unlink_quietly(store_tmp)
+            unlink_quietly(store_tmp, round_dir.fs)
             return self._discard(round_dir, claim, "our claim was broken meanwhile")
-        final = f"{round_dir}/{claim.task}.{names.OUT}"
         try:
-            won = publish(store_tmp, final)
+            won = round_dir.publish_output(store_tmp, claim.task)
         except FileNotFoundError:
             return self._output_gone(round_dir, claim, out_tmp)
         if won:
             return Outcome.PUBLISHED
         return self._discard(round_dir, claim, "a result was already published")
 
-    def _flush(self, round_dir: Path, out_tmp: Path) -> Union[str, Path]:
+    def _flush(self, round_dir: RoundDir, out_tmp: str) -> str:
         """The output as a complete temp file in the round directory."""
         if self._scratch is not None:
             with open(out_tmp, "rb") as f:
-                return write_temp(round_dir, f.read(), self._fsync)
+                return round_dir.temp(f.read(), self._fsync)
         if self._fsync:
-            fsync_path(out_tmp)
+            fsync_path(out_tmp, round_dir.fs)
         return out_tmp
 
-    def _output_gone(self, round_dir: Path, claim: Claim, out_tmp: Path) -> Outcome:
-        if (round_dir / names.CLOSED).exists():
+    def _output_gone(self, round_dir: RoundDir, claim: Claim, out_tmp: str) -> Outcome:
+        if round_dir.has(names.CLOSED):
             return self._discard(round_dir, claim, "the round was closed")
         raise OutputMissing(f"process_file returned without writing output_path {out_tmp}")
 
-    def _discard(self, round_dir: Path, claim: Claim, why: str) -> Outcome:
+    def _discard(self, round_dir: RoundDir, claim: Claim, why: str) -> Outcome:
         self._log.info("task %s: %s; our result is discarded", claim.task, why)
-        write_duplicate(round_dir, claim.task, dict(self._facts, attempt=claim.gen, reason=why))
+        round_dir.write_duplicate(claim.task, dict(self._facts, attempt=claim.gen, reason=why))
         return Outcome.DUPLICATE
 
-    def _record_failure(self, round_dir: Path, claim: Claim, exc: BaseException, body: str,
+    def _record_failure(self, round_dir: RoundDir, claim: Claim, exc: BaseException, body: str,
                         duration: float) -> None:
         error = f"{type(exc).__name__}: {exc}".replace("\n", " ")
         facts = dict(task=claim.task, attempt=claim.gen, **self._facts,
                      duration_secs=f"{duration:.3f}", error=error)
-        path = write_error(round_dir, claim.task, claim.gen, facts, body)
-        attempts = count_errors(round_dir, claim.task, int(path.name.rpartition(".")[2]))
+        limit = self._options.max_attempts
+        attempts, marked = round_dir.record_failure(claim.task, claim.gen, facts, body, limit)
         self._log.warning("task %s attempt %d failed (%d of %d): %s", claim.task, claim.gen,
-                          attempts, self._options.max_attempts, error)
-        if attempts >= self._options.max_attempts:
-            if write_failed(round_dir, claim.task, attempts, read_text(path) or b""):
-                self._log.error("task %s failed %d times; marked failed", claim.task, attempts)
+                          attempts, limit, error)
+        if marked:
+            self._log.error("task %s failed %d times; marked failed", claim.task, attempts)

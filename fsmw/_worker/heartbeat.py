@@ -8,37 +8,33 @@ claim held for less costs no call at all.
 from __future__ import annotations
 
 import logging
-import os
-import threading
-from typing import Callable, Optional
+from typing import Any, Optional
 
 from .._core.claims import Claim
-from .._core.owner import host_name
-
-log = logging.getLogger("fsmw.claims")
+from .._core.system import Clock
 
 
 class Heartbeat:
     """One thread per worker that touches the claim held at the moment.
 
     It wakes every ``interval`` seconds; a claim held for less than that is
-    never touched, so short tasks cost no heartbeat call at all.
-    ``on_fenced(claim)`` is called (from the thread) once a claim is found broken.
+    never touched, so short tasks cost no heartbeat call at all.  A claim
+    found broken is logged once (the attempt's result will be discarded).
     """
 
-    def __init__(self, interval: float, on_fenced: Optional[Callable[[Claim], None]] = None) -> None:
+    def __init__(self, interval: float, clock: Clock, log: Any) -> None:
         self._interval = interval
-        self._on_fenced = on_fenced
+        self._clock = clock
+        self._log = log
         self._claim: Optional[Claim] = None
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._stop = clock.event()
+        self._thread: Any = None
 
     def hold(self, claim: Optional[Claim]) -> None:
         """Keep ``claim`` alive from now on (None: nothing to keep alive)."""
         self._claim = claim
         if claim is not None and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="fsmw-heartbeat", daemon=True)
-            self._thread.start()
+            self._thread = self._clock.start_thread(self._run, "fsmw-heartbeat")
 
     def close(self) -> None:
         self._claim = None
@@ -46,7 +42,7 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self._stop = threading.Event()
+        self._stop = self._clock.event()
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -56,8 +52,8 @@ class Heartbeat:
             try:
                 alive = claim.touch()
             except OSError as exc:  # a flaky mount: keep trying, the lease decides
-                log.warning("%s/%d: heartbeat on %s failed: %s", host_name(), os.getpid(),
-                            claim.path, exc)
+                self._log.warning("heartbeat on %s failed: %s", claim.path, exc)
                 continue
-            if not alive and claim.fd >= 0 and self._on_fenced:
-                self._on_fenced(claim)
+            if not alive and claim.fd >= 0:
+                self._log.warning("claim %s was broken by another worker (no heartbeat seen for "
+                                  "lease_secs); our result will be discarded", claim.name)

@@ -3,10 +3,11 @@
 Protocol:
   * a listing is reused while it still yields tasks (up to ``reuse_secs``);
     a new one parses only the names that came or went (``RoundTracker``);
-  * listings are paced: the next one starts ``pace`` times the last one's cost
-    after it (a big directory on a network file system costs the server work
-    per entry; on a local one a listing costs only this worker's time, and
-    the pace is 0);
+  * listings are paced (``_core.pacing.Pace``): the next one starts ``pace``
+    times the last one's cost after it (a big directory on a network file
+    system costs the server work per entry; on a local one a listing costs
+    only this worker's time, and the pace is 0).  A pass that needs a
+    listing before it is due waits for it; it does not back off;
   * the sorted pending tasks are walked from a random point; a lost claim
     (another worker took the task) jumps to another random point, and
     ``MISSES_BEFORE_RELIST`` lost claims in a row empty the queue, since a
@@ -20,11 +21,16 @@ for 10,000 tasks and two workers) without any coordination between workers.
 from __future__ import annotations
 
 import random
+import threading
 from collections import deque
-from typing import Callable, Deque, List, Optional
+from typing import Deque, Optional
 
 from .._core.claims import Claim
-from .._core.store import RoundTracker, RoundView
+from .._core.pacing import Pace
+from .._core.rounddir import RoundDir
+from .._core.system import Clock
+from .._core.view import RoundTracker, RoundView
+from .claimer import Claimer
 
 MISSES_BEFORE_RELIST = 4
 
@@ -32,51 +38,54 @@ MISSES_BEFORE_RELIST = 4
 class PendingTasks:
     """The pending tasks of one round as this worker last listed them."""
 
-    def __init__(self, list_round: Callable[[], List[str]], clock: Callable[[], float],
-                 pace: float, reuse_secs: float, max_attempts: int) -> None:
-        self._list = list_round
+    def __init__(self, round_dir: RoundDir, clock: Clock, pace: float, reuse_secs: float,
+                 max_attempts: int, wake: Optional[threading.Event] = None) -> None:
+        self._round = round_dir
         self._clock = clock
-        self._pace = pace
+        self._pace = Pace(pace, clock.now)
         self._reuse_secs = reuse_secs
         self._max_attempts = max_attempts
+        self._wake = wake
         self._tracker = RoundTracker()
         self._queue: Deque[str] = deque()
-        self._cost = 0.0
-        self.listed_at = float("-inf")
+        self._listed = False  # during this pass
 
     @property
     def view(self) -> RoundView:
         return self._tracker.view
 
-    def refresh_if_stale(self) -> bool:
-        """List again if the queue is empty or old and a listing is due; True if it did."""
-        fresh = self._queue and self._clock() - self.listed_at < self._reuse_secs
-        if fresh or not self.may_list():
-            return False
-        self.relist()
-        return True
+    def begin_pass(self) -> RoundView:
+        """Start a worker's pass: list again if the queue is empty or old and a listing is due."""
+        fresh = self._queue and self._clock.now() - self._pace.last < self._reuse_secs
+        self._listed = not fresh and self._pace.due()
+        if self._listed:
+            self.relist()
+        return self.view
 
-    def may_list(self) -> bool:
-        return self._clock() >= self.next_listing()
-
-    def next_listing(self) -> float:
-        return self.listed_at + self._pace * self._cost
+    def next_claim(self, claimer: Claimer) -> Optional[Claim]:
+        """Win the next pending task, listing again (once a pass) when the queue is spent."""
+        won = self._claim(claimer)
+        if won is None and not self._listed:
+            self._clock.sleep(self._pace.wait_secs(), self._wake)  # paced: wait, do not back off
+            self.relist()
+            self._listed = True
+            won = self._claim(claimer)
+        return won
 
     def relist(self) -> None:
-        started = self._clock()
-        self._tracker.update(self._list())
-        self._cost = self._clock() - started
+        started = self._clock.now()
+        self._tracker.update(self._round.listing())
+        self._pace.measure(started)
         view, limit = self.view, self._max_attempts
         queue = deque(sorted(t for t in view.pending() if view.error_count(t) < limit))
         queue.rotate(random.randrange(len(queue) or 1))
-        self._queue, self.listed_at = queue, self._clock()
+        self._queue = queue
 
-    def claim(self, try_claim: Callable[[str, int], Optional[Claim]]) -> Optional[Claim]:
-        """Win the next pending task with ``try_claim(task, generation)``, or None."""
+    def _claim(self, claimer: Claimer) -> Optional[Claim]:
         queue, misses = self._queue, 0
         while queue and misses < MISSES_BEFORE_RELIST:
             task = queue.popleft()
-            won = try_claim(task, self.view.next_gen(task))
+            won = claimer.claim(task, self.view.next_gen(task))
             if won is not None:
                 return won
             misses += 1

@@ -31,15 +31,16 @@ class StopSwitch:
         self._event = threading.Event()
         self._abortable = False
 
+    @property
+    def event(self) -> threading.Event:
+        """Set on a stop request: sleeps wait on it (``Clock.sleep(secs, wake=event)``)."""
+        return self._event
+
     def set(self) -> None:
         self._event.set()
 
     def is_set(self) -> bool:
         return self._event.is_set()
-
-    def sleep(self, secs: float) -> None:
-        """Sleep ``secs`` seconds, or less if a stop is requested meanwhile."""
-        self._event.wait(secs)
 
     def run_abortable(self, call: Callable[..., None], *args: object) -> None:
         """Run ``call``; a stop request raises WorkerInterrupted inside it."""

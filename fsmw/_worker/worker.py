@@ -1,15 +1,15 @@
 """The worker: claim a pending task, run it, publish; repeat until told to stop.
 
-One pass (:meth:`Worker.step`) makes one listing of the current round
-directory (reusing it for a few seconds while it still yields pending tasks),
-walks the sorted pending tasks from a random point until a claim wins (one
-``open`` per try; a lost try jumps elsewhere, a run of them means a new
-listing), and runs that task.  Every ``lease_secs / 4``, busy or idle, it
-looks at claims that are stale, overdue or poisoned (see ``_recovery``; one
-``stat`` per running claim), so a dead worker's task is redone within about a
-lease; otherwise an idle pass is one listing.  It follows ``CLOSED`` markers to the next round
-and exits on ``STOP``, or after ``worker_max_idle_secs`` without work; idle
-polls back off with full jitter up to ``worker_idle_sleep_secs``.
+One pass (:meth:`Worker.step`) is a short sequence of named steps: check
+that it may still work (no stop request, enough allocation left), find its
+round, judge running claims if that is due, claim the next pending task,
+and run it.  Every ``lease_secs / 4``, busy or idle, it looks at claims that
+are stale, overdue or poisoned (see ``recovery``; one ``stat`` per running
+claim), so a dead worker's task is redone within about a lease; otherwise an
+idle pass is one listing (see ``pending``).  It follows ``CLOSED`` markers to
+the next round and exits on ``STOP``, or after ``worker_max_idle_secs``
+without work; idle polls back off with full jitter up to
+``worker_idle_sleep_secs`` (``_core.pacing.Backoff``).
 
 SIGTERM, SIGINT and SIGUSR1 (a scheduler's warning before the time limit)
 only set a flag, or, while ``process_file`` runs, raise
@@ -27,26 +27,27 @@ from __future__ import annotations
 import enum
 import logging
 import os
-import random
-import time
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 from .._core import layout as names
-from .attempt import Attempt, Outcome, scratch_dir
 from .._core.claims import Claim
-from .heartbeat import Heartbeat
-from .._core.token import Token
 from .._core.errors import FsmwError, StoreError
 from .._core.fsinfo import fsync_wanted, is_local
 from .._core.journal import Journal
 from .._core.lease import LeaseJudge
-from .._options import Options
-from .._core.owner import Allocation, owner_facts
-from .recovery import LOCK_GRACE_SECS, Recovery
-from .stopping import StopSwitch, WorkerInterrupted
-from .pending import PendingTasks
+from .._core.owner import owner_facts
+from .._core.pacing import Backoff
 from .._core.store import Store
+from .._core.system import Clock, FileSystem, as_clock
+from .._options import Options, make_options
+from .allocation import Allocation
+from .attempt import Attempt, Outcome, scratch_dir
+from .claimer import Claimer
+from .heartbeat import Heartbeat
+from .pending import PendingTasks
+from .recovery import Recovery, TaskTimes
+from .stopping import StopSwitch, WorkerInterrupted
 
 LISTING_REUSE_SECS = 5.0
 LISTING_PACE = 4.0
@@ -72,44 +73,50 @@ class StepResult(enum.Enum):
     OUT_OF_TIME = "out of time"
 
 
+_EXITS = {StepResult.STOP: (ExitCode.STOPPED, "stop file found"),
+          StepResult.INTERRUPTED: (ExitCode.INTERRUPTED, "interrupted"),
+          StepResult.OUT_OF_TIME: (ExitCode.OUT_OF_TIME, "less allocation left than a task takes")}
+
+
 class Worker:
     """Claims tasks from a store and runs :meth:`process_file` on them.
 
     Args:
         store: the store directory the master writes.
         worker_id: a number that names this worker in logs and claims.
-        clock: monotonic clock (tests inject one); sleep: the matching sleep.
-        **options: tuning options, see :class:`fsmw.Options`.
+        options: an :class:`fsmw.Options`; keyword options override its fields.
+        clock: a :class:`fsmw.Clock` (or a monotonic ``now`` callable, with
+            ``sleep``), for tests; fs: the file system (default: the real one).
+        **kwargs: tuning options, see :class:`fsmw.Options`.
     """
 
-    def __init__(self, store: Union[str, "os.PathLike[str]"], worker_id: Optional[int] = None, *,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Optional[Callable[[float], None]] = None, **options: object) -> None:
-        self.options = Options(**options)  # type: ignore[arg-type]
-        self.store = Store(store)
+    def __init__(self, store: Union[str, "os.PathLike[str]"], worker_id: Optional[int] = None,
+                 options: Optional[Options] = None, *,
+                 clock: Union[Clock, Callable[[], float], None] = None,
+                 sleep: Optional[Callable[[float], None]] = None, fs: Optional[FileSystem] = None,
+                 **kwargs: Any) -> None:
+        self.options = make_options(options, kwargs)
+        self.store = Store(store, fs)
         self.worker_id = worker_id
-        self._clock = clock
+        self._clock = as_clock(clock, sleep)
         self._stop = StopSwitch()
-        self._scratch: Optional[Path] = None  # private local scratch while run() uses use_tmp
-        self._sleep = sleep or self._stop.sleep
-        self._facts = owner_facts("worker", worker_id)
+        self._facts = owner_facts("worker", worker_id, os.environ, self.store.fs)
         self.log = logging.LoggerAdapter(_log, {})
         self.log.process = self._prefix  # type: ignore[method-assign]
-        self._judge = LeaseJudge(clock)
-        self._recovery = Recovery(self.options, self._judge, self._facts, self.log)
-        self._round: Optional[int] = None
-        self._round_dir = self.store.root
+        self._log_prefix = f"worker {worker_id}@{self._facts['host']}: "
+        self._times = TaskTimes(self.options.process_secs)
+        self._recovery = Recovery(self.options, LeaseJudge(self._clock.now), self._times,
+                                  self._facts, self.log)
+        self._round: Optional[Tuple[Claimer, PendingTasks]] = None
         self._closed_round = 0
         self._next_judging = float("-inf")
-        self._pending = PendingTasks(list, clock, 0.0, 0.0, self.options.max_attempts)  # no round yet
         self._pace: Optional[float] = None  # LISTING_PACE on shared file systems, else 0
-        self._paced = False
         self.tasks_done = 0
-        self._journal = Journal(self._facts)
-        self._heartbeat = Heartbeat(self.options.heartbeat_secs, self._fenced)
-        self._token: Optional[Token] = None  # this worker's claim token in the current round
-        self._attempt: Optional[Attempt] = None  # made once run() has set up scratch
-        self._allocation = Allocation(self.options.walltime_secs, clock)
+        self._journal = Journal(self._facts, self.store.fs, self._clock)
+        self._heartbeat = Heartbeat(self.options.heartbeat_secs, self._clock, self.log)
+        self._attempt: Optional[Attempt] = None  # made by run() (scratch) or the first task
+        self._scratch: Optional[Path] = None
+        self._allocation = Allocation(self.options.walltime_secs, self._clock)
 
     # -- the subclass contract --------------------------------------------
     def process_file(self, input_path: Path, output_path: Path) -> None:
@@ -125,193 +132,152 @@ class Worker:
         """Work until the stop file, the idle limit or a signal; return why."""
         with self._stop.signals_handled(), scratch_dir(self.options) as self._scratch:
             try:
-                self._check_store()
+                if not self.store.check(may_appear=True):
+                    self.log.info("waiting for the master to create store %s", self.store.root)
                 return self._loop()
             except FsmwError as exc:
                 self.log.error("%s", exc)
                 return ExitCode.ERROR
             finally:
                 self._heartbeat.close()
-                self._close_token()
+                self._leave_round()
                 self._journal.close()
                 self._scratch, self._attempt = None, None
-
-    def _loop(self) -> ExitCode:
-        idle_since = self._clock()
-        pause = FIRST_IDLE_SLEEP_SECS
-        error: Optional[OSError] = None
-        while True:
-            try:
-                result, error = self.step(), None
-            except OSError as exc:  # a flaky mount (EIO, ESTALE...): back off and retry
-                self.log.warning("store error, will retry: %s", exc)
-                result, error = StepResult.IDLE, exc
-            if result is StepResult.STOP:
-                self.log.info("stop file found after %d tasks; exiting", self.tasks_done)
-                return ExitCode.STOPPED
-            if result is StepResult.INTERRUPTED:
-                self.log.info("interrupted after %d tasks; exiting", self.tasks_done)
-                return ExitCode.INTERRUPTED
-            if result is StepResult.OUT_OF_TIME:
-                self.log.info("%.0f s of allocation left, less than a task takes; exiting after "
-                              "%d tasks", self._allocation.time_left() or 0.0, self.tasks_done)
-                return ExitCode.OUT_OF_TIME
-            if result is StepResult.WORKED:
-                idle_since, pause = self._clock(), FIRST_IDLE_SLEEP_SECS
-                continue
-            if self._paced:  # wait for the next listing, without backing off further
-                self._paced = False
-                self._sleep(max(0.0, self._pending.next_listing() - self._clock()))
-                continue
-            self._journal.flush()  # idle: let status and report see what was done
-            if self._clock() - idle_since >= self.options.worker_max_idle_secs:
-                if error is not None:
-                    raise StoreError(f"store {self.store.root} kept failing for "
-                                     f"{self.options.worker_max_idle_secs:.0f} s: {error}")
-                if not self.store.root.is_dir():
-                    raise StoreError(f"store {self.store.root} did not appear within "
-                                     f"{self.options.worker_max_idle_secs:.0f} s; is the master running?")
-                self.log.warning("no work for %.0f s; exiting", self.options.worker_max_idle_secs)
-                return ExitCode.IDLE_TIMEOUT
-            self._sleep(random.uniform(0, pause))
-            pause = min(pause * 2, self.options.worker_idle_sleep_secs)
-
-    def _check_store(self) -> None:
-        root = self.store.root
-        if root.exists():
-            self.store.check()
-        elif not root.parent.is_dir():
-            raise StoreError(f"store {root} cannot appear: its parent directory {root.parent} "
-                             f"does not exist")
-        else:
-            self.log.info("waiting for the master to create store %s", root)
 
     def stop(self) -> None:
         """Ask the worker to stop (what SIGTERM does); safe from any thread."""
         self._stop.set()
 
+    def _loop(self) -> ExitCode:
+        idle = Backoff(FIRST_IDLE_SLEEP_SECS, self.options.worker_idle_sleep_secs)
+        idle_since = self._clock.now()
+        while True:
+            result, error = self._step_or_retry()
+            if result in _EXITS:
+                code, why = _EXITS[result]
+                self.log.info("%s after %d tasks; exiting", why, self.tasks_done)
+                return code
+            if result is StepResult.WORKED:
+                idle_since = self._clock.now()
+                idle.reset()
+                continue
+            self._journal.flush()  # idle: let status and report see what was done
+            if self._clock.now() - idle_since >= self.options.worker_max_idle_secs:
+                return self._idle_timeout(error)
+            self._clock.sleep(idle.draw(), self._stop.event)
+            idle.grow()
+
+    def _step_or_retry(self) -> Tuple[StepResult, Optional[OSError]]:
+        try:
+            return self.step(), None
+        except OSError as exc:  # a flaky mount (EIO, ESTALE...): back off and retry
+            self.log.warning("store error, will retry: %s", exc)
+            return StepResult.IDLE, exc
+
+    def _idle_timeout(self, error: Optional[OSError]) -> ExitCode:
+        limit = self.options.worker_max_idle_secs
+        if error is not None:
+            raise StoreError(f"store {self.store.root} kept failing for {limit:.0f} s: {error}")
+        if not self.store.check(may_appear=True):
+            raise StoreError(f"store {self.store.root} did not appear within {limit:.0f} s; "
+                             f"is the master running?")
+        self.log.warning("no work for %.0f s; exiting", limit)
+        return ExitCode.IDLE_TIMEOUT
+
+    # -- one pass -------------------------------------------------------------
     def step(self) -> StepResult:
         """One pass: claim and run at most one task."""
         if self._stop.is_set():
             return StepResult.INTERRUPTED
-        if self._allocation.too_short(self._recovery.typical_secs):
+        if self._allocation.too_short(self._times.typical_secs()):
             return StepResult.OUT_OF_TIME
         if self._round is None:
             found = self._find_round()
             if found is not StepResult.WORKED:
                 return found
-        number = self._round
-        assert number is not None
-        pending = self._pending
-        fresh = pending.refresh_if_stale()
-        # Busy and idle workers alike look at running claims every lease_secs / 4
-        # (one stat each), so a dead worker's task is redone within about a lease
-        # and an idle worker's poll is otherwise a single listing.
-        found_claim = self._recover(number) if self._clock() >= self._next_judging else None
-        if found_claim is None:
-            found_claim = pending.claim(self._claim_fn(number))
-        if found_claim is None and not fresh and pending.may_list():
-            pending.relist()
-            fresh = True
-            found_claim = pending.claim(self._claim_fn(number))
-        if found_claim is None:
-            if pending.view.closed:
-                self._closed_round, self._round = number, None
-                return self._find_round()
-            if not fresh:
-                self._paced = True  # not idle: the next listing is just not due yet
-            return StepResult.IDLE
-        return self._work(number, found_claim)
+        claim = self._next_claim()
+        if claim is not None:
+            return self._work(claim)
+        if self._pending.view.closed:
+            return self._follow_closed_round()
+        return StepResult.IDLE
 
-    def _recover(self, number: int):
-        every = self.options.lease_secs / 4
-        if not self.options.take_lockfile_existence_as_lock:
-            every = min(every, LOCK_GRACE_SECS)  # free locks tell of dead holders quickly
-        self._next_judging = self._clock() + every
-        return self._recovery.find(self._pending.view, self._round_dir, self._claim_fn(number, recheck=True))
+    def enter_round(self, number: int) -> None:
+        """Work on round ``number`` from now on (the step finds rounds by itself)."""
+        if self._round is None or self._claimer.round.number != number:
+            self.log.info("working on %s", names.round_name(number))
+        self._leave_round()  # a token belongs to one round
+        round_dir = self.store.round(number)
+        if self._pace is None:
+            self._pace = 0.0 if is_local(round_dir.path, self.store.fs) else LISTING_PACE
+        pending = PendingTasks(round_dir, self._clock, self._pace,
+                               min(LISTING_REUSE_SECS, self.options.lease_secs / 2),
+                               self.options.max_attempts, self._stop.event)
+        self._round = (Claimer(round_dir, self._facts, self._clock), pending)
 
-    # -- rounds ---------------------------------------------------------------
+    @property
+    def _claimer(self) -> Claimer:
+        assert self._round is not None
+        return self._round[0]
+
+    @property
+    def _pending(self) -> PendingTasks:
+        assert self._round is not None
+        return self._round[1]
+
     def _find_round(self) -> StepResult:
+        """Enter the newest round after the last closed one (WORKED), or say why not."""
         entries = self.store.root_names()
         if names.STOP in entries:
             return StepResult.STOP
         rounds = sorted(n for n in map(names.round_number, entries) if n is not None)
         if not rounds or rounds[-1] <= self._closed_round:
             return StepResult.IDLE
-        self._enter_round(rounds[-1])
+        self.enter_round(rounds[-1])
         return StepResult.WORKED
 
-    def _enter_round(self, number: int) -> None:
-        if number != self._round:
-            self.log.info("working on %s", names.round_name(number))
-        self._close_token()  # a token belongs to one round
-        self._round = number
-        self._round_dir = self.store.round_dir(number)
-        if self._pace is None:
-            self._pace = 0.0 if is_local(self._round_dir) else LISTING_PACE
-        self._pending = PendingTasks(lambda: self.store.listing(number), self._clock, self._pace,
-                                     min(LISTING_REUSE_SECS, self.options.lease_secs / 2),
-                                     self.options.max_attempts)
+    def _follow_closed_round(self) -> StepResult:
+        self._closed_round = self._claimer.round.number
+        self._leave_round()
+        return self._find_round()
 
-    # -- claiming -----------------------------------------------------------
-    def _claim_fn(self, number: int, recheck: bool = False) -> Callable[[str, int], Optional[Claim]]:
-        def claim(task: str, gen: int) -> Optional[Claim]:
-            return self._claim(number, task, gen, recheck)
-        return claim
+    def _leave_round(self) -> None:
+        if self._round is not None:
+            self._claimer.close()
+            self._round = None
 
-    def _claim(self, number: int, task: str, gen: int, recheck: bool = True) -> Optional[Claim]:
-        """Win generation ``gen`` of ``task``.
+    def _next_claim(self) -> Optional[Claim]:
+        """A takeover when judging is due and finds one, else the next pending task."""
+        view = self._pending.begin_pass()
+        if self._clock.now() >= self._next_judging:
+            self._next_judging = self._clock.now() + self._recovery.every_secs()
+            taken = self._recovery.find(view, self._claimer)
+            if taken is not None:
+                return taken
+        return self._pending.next_claim(self._claimer)
 
-        A pending task from a listing needs no re-check after a win: every
-        attempt leaves its claim file, so a generation our listing did not show
-        cannot have been used since (see ``_claims``).  Takeovers and backups
-        (``recheck``) look once more whether the task finished meanwhile.
-        """
-        path = f"{self._round_dir}/{task}.{names.CLAIM}.{gen}"
-        won = self._token_in(number).claim(path, task, gen)
-        if won is not None and recheck and any(os.path.lexists(self.store.task_file(number, task, kind))
-                                               for kind in (names.OUT, names.FAILED)):
-            won.close()
-            return None
-        return won
-
-    def _token_in(self, number: int) -> Token:
-        if self._token is None:
-            self._token = Token(self.store.round_dir(number), self._facts)
-        return self._token
-
-    def _close_token(self) -> None:
-        if self._token is not None:
-            self._token.close()
-            self._token = None
-
-    def _work(self, number: int, claim: Claim) -> StepResult:
-        if self._attempt is None:
-            fsync = fsync_wanted(self.options.fsync, self.store.root)
-            self._attempt = Attempt(self.options, self._facts, self.log, self._call_user,
-                                    self._scratch, self._heartbeat, fsync)
-        started, claimed = self._clock(), time.time()
-        round_dir = self._round_dir
+    def _work(self, claim: Claim) -> StepResult:
+        round_dir = self._claimer.round
+        started, claimed = self._clock.now(), self._clock.time()
         try:
-            outcome = self._attempt.run(round_dir, claim)
+            outcome = self._attempts().run(round_dir, claim)
         except WorkerInterrupted:
-            self._journal.record(round_dir, claim.task, claim.gen, claim.kind, "interrupted",
-                                 claimed, time.time())
+            self._journal.record(round_dir.path, claim.task, claim.gen, claim.kind, "interrupted",
+                                 claimed, self._clock.time())
             return StepResult.INTERRUPTED
-        self._journal.record(round_dir, claim.task, claim.gen, claim.kind, outcome.value,
-                             claimed, time.time())
+        self._journal.record(round_dir.path, claim.task, claim.gen, claim.kind, outcome.value,
+                             claimed, self._clock.time())
         if outcome is not Outcome.FAILED_ATTEMPT:
-            self._recovery.durations.append(self._clock() - started)
+            self._times.add(self._clock.now() - started)
             self.tasks_done += 1
         return StepResult.WORKED
 
-    def _call_user(self, input_path: Path, output_path: Path) -> None:
-        self._stop.run_abortable(self.process_file, input_path, output_path)
+    def _attempts(self) -> Attempt:
+        if self._attempt is None:
+            fsync = fsync_wanted(self.options.fsync, self.store.root, self.store.fs)
+            self._attempt = Attempt(self.options, self._facts, self.log, self.process_file,
+                                    self._stop, self._scratch, self._heartbeat, fsync, self._clock)
+        return self._attempt
 
-    def _fenced(self, claim: Claim) -> None:
-        self.log.warning("claim %s was broken by another worker (no heartbeat seen for "
-                         "lease_secs); our result will be discarded", claim.name)
-
-    # -- plumbing -------------------------------------------------------------
-    def _prefix(self, msg: str, kwargs):  # LoggerAdapter.process
-        return f"worker {self.worker_id}@{self._facts['host']}: {msg}", kwargs
+    def _prefix(self, msg: str, kwargs: Any) -> Tuple[str, Any]:  # LoggerAdapter.process
+        return self._log_prefix + msg, kwargs

@@ -3,16 +3,15 @@
 * ``stop`` writes the stop file: workers exit at their next poll and the
   master returns its summary (marked stopped).
 * ``requeue --failed`` makes failed tasks of open rounds pending again: their
-  error records are renamed ``<task>.err.<g>.requeued`` (kept for reading,
-  no longer counted) *before* the failure mark goes, so no worker can see the
-  old count and mark the task failed again.
-* ``requeue --stale`` watches the running claims for ``--lease`` seconds on
-  this host's monotonic clock, like a worker's lease judge, and breaks those
-  whose heartbeat (ino, mtime, ctime) never moved, exactly as a worker would
-  (win generation g+1, record the lost attempt, remove claim g), then
-  releases the task.  No clock is compared with an mtime: a live holder
-  touches its claim every ``lease_secs / 5``, so a live claim always moves,
-  whatever the clocks of the hosts say.
+  error records and used claims are renamed ``<name>.requeued`` (kept for
+  reading, no longer counted) *before* the failure mark goes, so no worker
+  can see the old count and mark the task failed again.
+* ``requeue --stale`` watches the running claims for ``--lease`` seconds with
+  a lease judge (``_core.lease``) on this host's monotonic clock, like a
+  worker, and breaks those whose heartbeat never moved exactly as a worker
+  would (win generation g+1, then ``RoundDir.break_claim``), then releases
+  the task.  No clock is compared with an mtime: a live holder touches its
+  claim every ``lease_secs / 5``, so a live claim always moves.
 * ``clean`` removes temp files older than ``--age`` (file-system clock) and,
   in closed rounds, claims of tasks that have a result (debris of holders
   that died after publishing).
@@ -22,147 +21,152 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
-from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .._core import layout as names
-from .._core.atomic import unlink_quietly, write_replace
-from .._core.claims import break_claim, read_text, try_claim
-from .snapshot import check_store, fs_now, round_state
-from .._core.owner import format_record, owner_facts, parse_record
-from .._core.records import write_error
+from .._core.claims import try_claim
+from .._core.lease import LeaseJudge
+from .._core.owner import owner_facts
+from .._core.records import format_record
+from .._core.rounddir import RoundDir
 from .._core.store import Store
+from .._core.atomic import unlink_quietly
+from .._core.system import REAL_CLOCK, Clock, FileSystem
+from .snapshot import Running, round_state, store_now
+
+REQUEUED_BY = "fsmw requeue"
 
 
 def stop_command(args: argparse.Namespace) -> int:
     store = Store(args.store)
-    check_store(store)
-    facts = dict(owner_facts("fsmw stop", None), reason="stopped with fsmw stop")
-    write_replace(store.stop_file, format_record(facts))
+    store.check()
+    store.write_stop(dict(owner_facts("fsmw stop", None, os.environ), reason="stopped with fsmw stop"))
     print(f"wrote {store.stop_file}: workers exit at their next poll; the master returns")
     return 0
 
 
 def _open_rounds(store: Store) -> List[int]:
-    return [n for n in store.rounds() if not store.marker(n, names.CLOSED).exists()]
+    return [n for n in store.rounds() if not store.round(n).has(names.CLOSED)]
 
 
-def requeue_command(args: argparse.Namespace) -> int:
+def requeue_command(args: argparse.Namespace, clock: Clock = REAL_CLOCK) -> int:
     store = Store(args.store)
-    check_store(store)
+    store.check()
     rounds = _open_rounds(store)
     if not rounds:
         print(f"no open round in {store.root}: nothing a running master still waits for")
         return 0
     if args.failed:
-        count = sum(_requeue_failed(store, number, args.dry_run) for number in rounds)
+        count = sum(_requeue_failed(store.round(number), args.dry_run) for number in rounds)
     else:
-        count = _requeue_stale(store, rounds, args.lease, args.dry_run)
+        count = requeue_stale(store, rounds, args.lease, args.dry_run, clock)
     verb = "would requeue" if args.dry_run else "requeued"
     print(f"{verb} {count} task(s)")
     return 0
 
 
-def _requeue_failed(store: Store, number: int, dry_run: bool) -> int:
-    view = store.scan(number)
-    round_dir = store.round_dir(number)
+def _requeue_failed(round_dir: RoundDir, dry_run: bool) -> int:
+    view = round_dir.scan()
     tasks = sorted(view.failed - view.outputs)
     for task in tasks:
-        print(f"round {number} {task}: failed -> pending")
+        print(f"round {round_dir.number} {task}: failed -> pending")
         if dry_run:
             continue
         # Error records and the used claims are set aside together, so the
         # task starts again from generation 1 with a clean attempt count.
-        used = [(names.ERR, g) for g in view.errors.get(task, [])] + \
-            [(names.CLAIM, g) for g in view.claims.get(task, [])]
-        for kind, gen in used:
-            old = round_dir / names.file_name(task, kind, gen)
-            try:
-                os.rename(old, old.with_name(old.name + ".requeued"))
-            except FileNotFoundError:
-                pass
-        unlink_quietly(round_dir / names.file_name(task, names.FAILED))
+        for gen in view.errors.get(task, []):
+            round_dir.set_aside(task, names.ERR, gen)
+        for gen in view.claims.get(task, []):
+            round_dir.set_aside(task, names.CLAIM, gen)
+        round_dir.unlink(names.file_name(task, names.FAILED))
     return len(tasks)
 
 
-def _requeue_stale(store: Store, rounds: List[int], lease: float, dry_run: bool) -> int:
-    now, _ = fs_now(store)
-    watched = {}
-    for number in rounds:
-        state = round_state(store, number, now)
-        for run in state.running:
-            path = store.task_file(number, run.task, names.CLAIM, run.attempt)
-            key = _heartbeat(path)
-            if key is not None:
-                watched[path] = (number, run, key, state.view.next_gen(run.task))
+Watched = Dict[str, Tuple[RoundDir, Running, int]]
+
+
+def requeue_stale(store: Store, rounds: List[int], lease: float, dry_run: bool, clock: Clock) -> int:
+    """Watch the running claims of ``rounds`` for ``lease`` seconds; break the silent ones."""
+    judge, watched = LeaseJudge(clock.now), _running_claims(store, rounds)
+    for name, (round_dir, _, _) in watched.items():
+        _observe(judge, name, round_dir)
     if not watched:
         return 0
     print(f"watching {len(watched)} running claim(s) for {lease:.0f} s ...", flush=True)
-    time.sleep(lease)
+    clock.sleep(lease)
     count = 0
-    for path, (number, run, key, next_gen) in sorted(watched.items()):
-        if _heartbeat(path) != key:
+    for name, (round_dir, run, next_gen) in sorted(watched.items()):
+        silent = _observe(judge, name, round_dir)
+        if silent is None or silent < lease:
             continue  # it moved (alive) or is gone (finished, released, broken)
-        print(f"round {number} {run.task}: claim {run.attempt} silent for {lease:.0f} s "
+        print(f"round {round_dir.number} {run.task}: claim {run.attempt} silent for {silent:.0f} s "
               f"(worker {run.worker_id}@{run.host}) -> pending")
-        if dry_run or _break(store.round_dir(number), run.task, run.attempt, next_gen, lease):
+        if dry_run or _break(round_dir, run, next_gen, silent):
             count += 1
     return count
 
 
-def _heartbeat(path: Path) -> Optional[Tuple[int, int, int]]:
+def _running_claims(store: Store, rounds: List[int]) -> Watched:
+    now, _ = store_now(store)
+    watched: Watched = {}
+    for number in rounds:
+        state = round_state(store, number, now)
+        for run in state.running:
+            name = f"{names.round_name(number)}/{names.file_name(run.task, names.CLAIM, run.attempt)}"
+            watched[name] = (store.round(number), run, state.view.next_gen(run.task))
+    return watched
+
+
+def _observe(judge: LeaseJudge, key: str, round_dir: RoundDir) -> Optional[float]:
+    """Seconds the claim's heartbeat has stood still for the judge; None if it is gone."""
     try:
-        st = os.stat(path)
+        st = round_dir.fs.stat(round_dir.join(key.rpartition("/")[2]))
     except OSError:
         return None
-    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+    return judge.observe(key, st).unchanged_secs
 
 
-def _break(round_dir: Path, task: str, gen: int, next_gen: int, age: float) -> bool:
-    facts = owner_facts("fsmw requeue", None)
-    won = try_claim(round_dir / names.file_name(task, names.CLAIM, next_gen), task, next_gen,
-                    format_record(dict(task=task, attempt=next_gen, **facts)))
+def _break(round_dir: RoundDir, run: Running, next_gen: int, silent: float) -> bool:
+    facts = owner_facts("fsmw requeue", None, os.environ, round_dir.fs)
+    won = try_claim(round_dir.file(run.task, names.CLAIM, next_gen), run.task, next_gen,
+                    format_record(dict(task=run.task, attempt=next_gen, **facts)), fs=round_dir.fs)
     if won is None:
         return False  # someone else is breaking or took it: leave it to them
-    stale = round_dir / names.file_name(task, names.CLAIM, gen)
-    owner = parse_record(read_text(stale) or b"")
-    error = f"lease expired: claim {stale.name} silent for {age:.0f} s (requeued by fsmw requeue)"
-    write_error(round_dir, task, gen, dict(task=task, attempt=gen, host=owner.get("host", "?"),
-                                           pid=owner.get("pid", "?"), error=error))
-    break_claim(stale, format_record(dict(broken_by="fsmw requeue", error=error)))
+    # fsmw requeue does not know the workers' max_attempts: it marks nothing failed.
+    round_dir.break_claim(run.task, run.attempt, silent, REQUEUED_BY, None,
+                          note="requeued by fsmw requeue")
     won.release()
     return True
 
 
 def clean_command(args: argparse.Namespace) -> int:
     store = Store(args.store)
-    check_store(store)
-    now, _ = fs_now(store)
-    doomed: List[Path] = _old_temps(store.root, store.root_names(), now, args.age)
+    store.check()
+    now, _ = store_now(store)
+    doomed: List[str] = _old_temps(store.fs, store.path, store.root_names(), now, args.age)
     for number in store.rounds():
-        round_dir = store.round_dir(number)
-        entries = store.listing(number)
-        doomed += _old_temps(round_dir, entries, now, args.age)
+        round_dir = store.round(number)
+        entries = round_dir.listing()
+        doomed += _old_temps(store.fs, round_dir.join, entries, now, args.age)
         if names.CLOSED in entries:
-            view = store.scan(number)
-            doomed += [round_dir / names.file_name(t, names.CLAIM, g)
+            view = round_dir.scan()
+            doomed += [round_dir.file(t, names.CLAIM, g)
                        for t, gens in view.claims.items() if view.finished(t) for g in gens]
     for path in doomed:
-        print(("would remove " if args.dry_run else "removed ") + str(path))
+        print(("would remove " if args.dry_run else "removed ") + path)
         if not args.dry_run:
-            unlink_quietly(path)
+            unlink_quietly(path, store.fs)
     print(f"{len(doomed)} file(s) {'to remove' if args.dry_run else 'removed'}")
     return 0
 
 
-def _old_temps(directory: Path, entries: List[str], now: float, age: float) -> List[Path]:
+def _old_temps(fs: FileSystem, join: Callable[[str], str], entries: List[str], now: float,
+               age: float) -> List[str]:
     old = []
-    for name in entries:
-        if name.startswith(names.TEMP_PREFIX):
-            try:
-                if now - os.stat(directory / name).st_mtime > age:
-                    old.append(directory / name)
-            except OSError:
-                pass
+    for path in map(join, filter(names.is_temp, entries)):
+        try:
+            if now - fs.stat(path).st_mtime > age:
+                old.append(path)
+        except OSError:
+            pass
     return old

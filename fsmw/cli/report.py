@@ -10,17 +10,16 @@ marks where a lost attempt's claim was broken; claims still held are drawn up
 to their last heartbeat.
 
 It reads only the store: one listing per round (:class:`RoundView`), the
-journals ``round-k/.journal.*`` (see ``_journal``), running claims and the
+journals ``round-k/.journal.*`` (see ``_core.journal``), running claims and the
 records of broken ones.  Damaged lines, foreign and vanished files are
 skipped.  Times are the workers' own clocks.  The page itself is drawn by
-``_report_html`` (above ``MAX_DETAILED`` bars, close bars are merged).
+``report_html`` (above ``MAX_DETAILED`` bars, close bars are merged).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
@@ -28,12 +27,12 @@ from typing import Dict, List, Optional, Set, Tuple
 from .._core import layout as names
 from .._core.atomic import write_replace
 from .._core.errors import FsmwError, StoreError
-from .snapshot import check_store
-from .._core.journal import is_journal, read_journals
-from .._core.owner import parse_record
-from .report_html import COLOURS, MAX_DETAILED  # noqa: F401  (re-exported: tests import them from here)
+from .._core.journal import read_journals
+from .._core.records import parse_record
+from .._core.rounddir import RoundDir
+from .._core.store import Store
+from .._core.view import RoundView, scan_names
 from .report_html import JOURNALED, Bar, RoundData, Row, render
-from .._core.store import RoundView, Store, scan_names
 
 KINDS = ("claim", "break", "backup")
 MAX_LOST_READS = 2_000  # error records read to place lost attempts
@@ -48,7 +47,7 @@ def report_command(args: argparse.Namespace) -> int:
         FsmwError: the page cannot be written.
     """
     store = Store(args.store)
-    check_store(store)
+    store.check(writable=False)
     numbers = store.rounds()
     if args.round is not None:
         if args.round not in numbers:
@@ -65,16 +64,17 @@ def report_command(args: argparse.Namespace) -> int:
 
 def read_round(store: Store, number: int) -> RoundData:
     """The listing, journaled attempts, running claims and lost attempts of one round."""
-    round_dir = store.round_dir(number)
+    round_dir = store.round(number)
     try:
-        entries = store.listing(number)
+        entries = round_dir.listing()
     except StoreError as exc:
         return RoundData(number, RoundView(), [], note=str(exc))
     view = scan_names(entries)
     bars: List[Bar] = []
-    for name in filter(is_journal, entries):
+    for name in filter(names.is_journal, entries):
         try:  # one journal at a time: a damaged file costs no other worker's lines
-            bars += filter(None, (_bar(line, number) for line in read_journals(round_dir, [name])))
+            lines = read_journals(round_dir.path, [name], round_dir.fs)
+            bars += filter(None, (_bar(line, number) for line in lines))
         except RecursionError:  # json.loads of a deeply nested garbage line
             continue
     seen = {(b.task, b.attempt) for b in bars}
@@ -101,13 +101,16 @@ def _sane(when: float) -> bool:
     return SANE_TIMES[0] < when < SANE_TIMES[1]
 
 
-def _record(path: Path) -> Tuple[Dict[str, str], float, Optional[float]]:
+def _record(round_dir: RoundDir, name: str) -> Tuple[Dict[str, str], float, Optional[float]]:
     """A record's facts, mtime and ``started`` time; ({}, 0, None) if unreadable."""
     try:
-        with open(path, "rb") as f:
-            facts, mtime = parse_record(f.read(65536)), os.fstat(f.fileno()).st_mtime
+        mtime = round_dir.fs.stat(round_dir.join(name)).st_mtime
+        data = round_dir.read(name)
     except OSError:
         return {}, 0.0, None
+    if data is None:
+        return {}, 0.0, None
+    facts = parse_record(data)
     try:
         started: Optional[float] = datetime.fromisoformat(facts["started"]).timestamp()
     except (KeyError, ValueError, OverflowError, OSError):
@@ -119,24 +122,24 @@ def _owner(facts: Dict[str, str]) -> Row:
     return (facts.get("host", "?"), facts.get("worker_id", "?"), facts.get("pid", "?"))
 
 
-def _running(round_dir: Path, number: int, view: RoundView, seen: Set[Tuple[str, int]]) -> List[Bar]:
+def _running(round_dir: RoundDir, number: int, view: RoundView, seen: Set[Tuple[str, int]]) -> List[Bar]:
     """Claims of unfinished tasks with no journal line yet, up to their last heartbeat."""
     bars = []
     for task, gen in view.running().items():
         if (task, gen) in seen:
             continue
-        facts, heartbeat, started = _record(round_dir / names.file_name(task, names.CLAIM, gen))
+        facts, heartbeat, started = _record(round_dir, names.file_name(task, names.CLAIM, gen))
         if started is not None:
             bars.append(Bar(_owner(facts), task, number, gen, "claim", "running", started,
                             max(started, heartbeat)))
     return bars
 
 
-def _lost(round_dir: Path, bars: List[Bar]) -> List[Bar]:
+def _lost(round_dir: RoundDir, bars: List[Bar]) -> List[Bar]:
     """The attempts whose claims takeovers broke, on their dead holders' rows."""
     lost = []
     for bar in [b for b in bars if b.kind == "break"][:MAX_LOST_READS]:
-        facts, _, started = _record(round_dir / names.file_name(bar.task, names.ERR, bar.attempt - 1))
+        facts, _, started = _record(round_dir, names.file_name(bar.task, names.ERR, bar.attempt - 1))
         if facts.get("error", "").startswith("lease expired"):
             start = bar.start if started is None else min(started, bar.start)
             lost.append(dataclasses.replace(bar, row=_owner(facts), attempt=bar.attempt - 1,

@@ -20,7 +20,7 @@ import time
 from datetime import datetime
 from typing import Dict, List, Tuple
 
-from .._core.store import RoundView
+from .._core.view import RoundView
 
 # Outcome -> colour, in drawing order (rare outcomes last, so they stay on top).
 COLOURS = {"published": "#2ca02c", "running": "#1f77b4", "duplicate": "#ff8c00",

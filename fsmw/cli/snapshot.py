@@ -1,42 +1,31 @@
-"""A read-mostly snapshot of a store, for ``fsmw status``, ``requeue`` and ``clean``.
+"""A read-mostly snapshot of a store, for ``fsmw status``, ``requeue`` and ``report``.
 
-Ages of claims and temp files are measured in the *file system's* clock:
-:func:`fs_now` creates a temp file in the store root, reads its mtime and
-removes it (where the store is not writable it falls back to this host's
-clock and says so).  A claim's age is then ``fs_now - mtime`` of its newest
-generation: a live holder touches it every ``lease_secs / 5``.
+Ages of claims and temp files are measured in the *file system's* clock
+(``_core.fsinfo.fs_now``: a new file's mtime; where the store is not
+writable, this host's clock, and status says so).  A claim's age is then
+``fs_now - mtime`` of its newest generation: a live holder touches it every
+``lease_secs / 5``.
 """
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from .._core import layout as names
-from .._core.atomic import temp_path, unlink_quietly
-from .._core.claims import read_text
-from .._core.errors import StoreError
+from .._core.fsinfo import fs_now
 from .._core.journal import read_journals
-from .._core.owner import parse_record
-from .._core.records import error_line
-from .._core.store import RoundView, Store, scan_names
+from .._core.records import error_line, parse_record
+from .._core.rounddir import RoundDir
+from .._core.store import Store
+from .._core.system import Clock
+from .._core.view import RoundView, scan_names
 
 
-def fs_now(store: Store) -> Tuple[float, bool]:
+def store_now(store: Store) -> Tuple[float, bool]:
     """(now in the file system's clock, True) or (this host's clock, False)."""
-    probe = temp_path(store.root)
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError:
-        return time.time(), False
-    try:
-        return os.fstat(fd).st_mtime, True
-    finally:
-        os.close(fd)
-        unlink_quietly(probe)
+    now = fs_now(store.root, store.fs)
+    return (Clock.time(), False) if now is None else (now, True)
 
 
 @dataclass
@@ -72,18 +61,12 @@ class RoundState:
         return data
 
 
-def check_store(store: Store) -> None:
-    if not store.root.is_dir():
-        what = "is not a directory" if store.root.exists() else "does not exist"
-        raise StoreError(f"store {store.root} {what}")
-
-
 def round_state(store: Store, number: int, now: float) -> RoundState:
-    entries = store.listing(number)
+    round_dir = store.round(number)
+    entries = round_dir.listing()
     view = scan_names(entries)
-    round_dir = store.round_dir(number)
     running = [_running(round_dir, task, gen, now) for task, gen in sorted(view.running().items())]
-    failed = {t: error_line(read_text(round_dir / names.file_name(t, names.FAILED)))
+    failed = {t: error_line(round_dir.read(names.file_name(t, names.FAILED)))
               for t in sorted(view.failed - view.outputs)}
     done = len(view.outputs & view.inputs)
     state = RoundState(number, len(view.inputs), 0, running, done, failed, view.duplicates,
@@ -93,22 +76,23 @@ def round_state(store: Store, number: int, now: float) -> RoundState:
     return state
 
 
-def _running(round_dir: Path, task: str, gen: int, now: float) -> Running:
-    path = round_dir / names.file_name(task, names.CLAIM, gen)
+def _running(round_dir: RoundDir, task: str, gen: int, now: float) -> Running:
+    name = names.file_name(task, names.CLAIM, gen)
     try:
-        age: Optional[float] = max(0.0, now - os.stat(path).st_mtime)
+        age: Optional[float] = max(0.0, now - round_dir.fs.stat(round_dir.join(name)).st_mtime)
     except OSError:
         age = None
-    owner = parse_record(read_text(path) or b"")
+    owner = parse_record(round_dir.read(name))
     facts = {k: owner.get(k) for k in ("host", "worker_id", "pid", "job_id")}
     # An unknown fact is null in --json ("None" is how a record writes a missing one).
     return Running(task, gen, age, **{k: None if v in (None, "None", "") else v
                                       for k, v in facts.items()})
 
 
-def _rate(state: RoundState, round_dir: Path, entries: List[str]) -> None:
+def _rate(state: RoundState, round_dir: RoundDir, entries: List[str]) -> None:
     """Tasks per second from the journals (published attempts over their span)."""
-    lines = [j for j in read_journals(round_dir, entries) if j.get("outcome") == "published"]
+    lines = [j for j in read_journals(round_dir.path, entries, round_dir.fs)
+             if j.get("outcome") == "published"]
     if len(lines) < 2:
         return
     try:

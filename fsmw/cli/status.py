@@ -1,7 +1,7 @@
 """``fsmw status``: per round, what is pending, running, done and failed.
 
 Reads the store only (plus one probe file in its root to learn the file
-system's clock, see ``_inspect``).  Text for people, ``--json`` for scripts,
+system's clock, see ``snapshot``).  Text for people, ``--json`` for scripts,
 ``--watch`` to refresh in place.
 """
 
@@ -13,7 +13,7 @@ import sys
 import time
 from typing import List, TextIO
 
-from .snapshot import RoundState, check_store, fs_now, round_state
+from .snapshot import RoundState, round_state, store_now
 from .._master.progress import format_eta
 from .._core.store import Store
 
@@ -21,10 +21,10 @@ from .._core.store import Store
 def status_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     store = Store(args.store)
     while True:
-        check_store(store)
-        now, fs_clock = fs_now(store)
+        store.check(writable=False)
+        now, fs_clock = store_now(store)
         states = [round_state(store, n, now) for n in store.rounds()]
-        stopped = store.stop_file.exists()
+        stopped = store.stopped()
         if args.json:
             out.write(json.dumps(dict(store=str(store.root), stopped=stopped, fs_clock=fs_clock,
                                       rounds=[s.as_dict() for s in states]), indent=1) + "\n")

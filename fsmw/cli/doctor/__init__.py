@@ -49,6 +49,7 @@ from .report import TITLES, compare, format_text, read_results, recommend
 from ..._core.errors import StoreError
 from ..._core.fsinfo import mount_of
 from ..._core.owner import host_name, safe_host
+from ..._core.store import Store
 
 DOCTOR_DIR = ".fsmw-doctor"
 ESSENTIAL = {key: TITLES[key] for key in ("excl", "excl_race", "link", "link_race", "rename")}
@@ -215,9 +216,7 @@ def _make_dirs(store: Path) -> Tuple[Path, Path]:
     Raises:
         StoreError: ``store`` is not a directory or the probe directory cannot be made.
     """
-    if not store.is_dir():
-        what = "not a directory" if store.exists() else "no such directory"
-        raise StoreError(f"{store}: {what} (fsmw doctor probes an existing store)")
+    Store(store).check()
     doctor_dir = store / DOCTOR_DIR
     work = doctor_dir / f"run.{safe_host()}.{os.getpid()}.{secrets.token_hex(4)}"
     try:

@@ -7,6 +7,9 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
+from ..._core import fsinfo
+from ..._core.errors import StoreError
+
 WAIT_SECS = 5.0
 _mp = multiprocessing.get_context("fork")
 Result = Dict[str, Any]
@@ -35,13 +38,11 @@ class _Children:
 
 
 def fs_now(work: Path) -> float:
-    """The file system's clock now: the mtime of a probe file just touched."""
-    fd = os.open(work / "now", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        os.utime(fd)
-        return os.fstat(fd).st_mtime_ns / 1e9
-    finally:
-        os.close(fd)
+    """The file system's clock now (``_core.fsinfo.fs_now`` in the probe directory)."""
+    now = fsinfo.fs_now(work)
+    if now is None:
+        raise StoreError(f"{work}: cannot create a probe file to read the file system's clock")
+    return now
 
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC

@@ -1,0 +1,182 @@
+"""One round directory: the paths of its files and every record written into it.
+
+This is the one home of the rules that several roles share:
+  * inputs are published with ``rename`` (one writer), outputs and records
+    with a no-clobber ``link`` (see ``atomic``);
+  * a failed attempt leaves ``<task>.err.<g>``, and the task is marked
+    ``<task>.failed`` once its error records reach ``max_attempts``
+    (:meth:`RoundDir.record_failure`, :meth:`RoundDir.mark_failed`), whoever
+    notices it: the attempt's holder, a judge that broke its claim, a worker
+    or master that finds a poisoned task, ``fsmw requeue``;
+  * a stale claim is broken by one procedure (:meth:`RoundDir.break_claim`),
+    for workers and for ``fsmw requeue --stale`` alike: record the lost
+    attempt, then rename a record of the break over the claim, which fences
+    its holder (see ``claims``).
+
+Property: the number of ``.err.*`` files of a task is the number of attempts
+that failed, whoever wrote them and however they raced, and the failure mark
+is written only once that number reaches the limit.
+"""
+
+from __future__ import annotations
+
+from typing import List, Mapping, Optional, Sequence, Tuple
+
+from . import layout as names
+from .atomic import publish, read_small, unlink_quietly, write_new, write_replace, write_temp
+from .claims import fence
+from .records import error_line, failed_record, format_record, parse_record, who
+from .system import FileSystem, lexists, token_hex
+from .view import RoundView, scan_names
+
+
+class RoundDir:
+    """The directory of round ``number`` at ``path``, reached through ``fs``."""
+
+    def __init__(self, path: str, number: int, fs: FileSystem) -> None:
+        self.path = path
+        self.number = number
+        self.fs = fs
+
+    def __repr__(self) -> str:
+        return f"RoundDir({self.path!r})"
+
+    # -- paths and listings ----------------------------------------------------
+    def file(self, task: str, kind: str, gen: Optional[int] = None) -> str:
+        return f"{self.path}/{names.file_name(task, kind, gen)}"
+
+    def join(self, name: str) -> str:
+        return f"{self.path}/{name}"
+
+    def has(self, name: str) -> bool:
+        return lexists(self.fs, self.join(name))
+
+    def finished(self, task: str) -> bool:
+        """A fresh look (two ``lstat``): has ``task`` a result or a failure mark?"""
+        return self.has(names.file_name(task, names.OUT)) or self.has(names.file_name(task, names.FAILED))
+
+    def listing(self) -> List[str]:
+        from .store import listdir
+        return listdir(self.fs, self.path)
+
+    def scan(self) -> RoundView:
+        return scan_names(self.listing())
+
+    def read(self, name: str) -> Optional[bytes]:
+        return read_small(self.join(name), fs=self.fs)
+
+    def unlink(self, name: str) -> None:
+        unlink_quietly(self.join(name), self.fs)
+
+    # -- the master's files ----------------------------------------------------
+    def create(self) -> None:
+        """Make the directory; FileExistsError if it exists (a round is never reused)."""
+        self.fs.mkdir(self.path)
+
+    def write_input(self, task: str, data: bytes, fsync: bool) -> str:
+        final = self.file(task, names.IN)
+        self.fs.rename(write_temp(self.path, data, fsync, self.fs), final)
+        return final
+
+    def write_marker(self, which: str, text: str) -> None:
+        write_replace(self.join(which), text.encode(), fs=self.fs)
+
+    # -- the workers' files -----------------------------------------------------
+    def temp(self, data: bytes, fsync: bool) -> str:
+        return write_temp(self.path, data, fsync, self.fs)
+
+    def publish_output(self, tmp: str, task: str) -> bool:
+        """Publish the complete temp ``tmp`` as ``<task>.out`` unless one exists."""
+        return publish(tmp, self.file(task, names.OUT), self.fs)
+
+    def write_duplicate(self, task: str, facts: Mapping[str, object]) -> None:
+        write_new(self.join(names.dup_name(task, token_hex())), format_record(facts), fs=self.fs)
+
+    # -- failures: the one home of "mark a task failed" --------------------------
+    def record_failure(self, task: str, gen: int, facts: Mapping[str, object], body: str,
+                       max_attempts: int) -> Tuple[int, bool]:
+        """Write attempt ``gen``'s error record; mark the task failed at the limit.
+
+        One record per attempt: if the attempt already has one (its holder
+        failed while a judge broke its claim), that one is kept.
+
+        Returns:
+            (failed attempts counted afresh, True if this call marked the task failed).
+        """
+        write_new(self.file(task, names.ERR, gen), format_record(facts, body), fs=self.fs)
+        attempts = self.count_errors(task, gen)
+        if attempts < max_attempts:
+            return attempts, False
+        return attempts, self.mark_failed(task, attempts, gen)
+
+    def count_errors(self, task: str, upto: int) -> int:
+        """How many error records ``task`` has, probing ``.err.1`` up to ``.err.<upto>`` and on.
+
+        A fresh count (a few ``lstat`` calls) rather than an old listing's: the
+        attempt limit must hold however stale the caller's listing was.
+        """
+        count, number = 0, 1
+        while True:
+            if self.has(names.file_name(task, names.ERR, number)):
+                count += 1
+            elif number > upto:
+                return count
+            number += 1
+
+    def mark_failed(self, task: str, attempts: int, last_gen: int) -> bool:
+        """Write ``<task>.failed`` with the last error record; False if it already was."""
+        last = self.read(names.file_name(task, names.ERR, last_gen))
+        return write_new(self.file(task, names.FAILED), failed_record(attempts, last), fs=self.fs)
+
+    def mark_poisoned(self, view: RoundView, limit: int) -> List[str]:
+        """Mark failed every task ``view`` shows at the attempt limit; the ones this call marked."""
+        return [task for task, gens in view.poisoned(limit).items()
+                if self.mark_failed(task, len(gens), max(gens))]
+
+    def last_error(self, task: str, gens: Sequence[int]) -> str:
+        """The one-line error of ``task``'s latest error record."""
+        if not gens:
+            return "unknown error"
+        return error_line(self.read(names.file_name(task, names.ERR, max(gens))))
+
+    # -- breaking a stale claim: the one procedure ------------------------------
+    def break_claim(self, task: str, gen: int, silent_secs: float, broken_by: str,
+                    max_attempts: Optional[int], note: str = "") -> Tuple[str, bool]:
+        """Record that attempt ``gen`` lost its lease and fence its holder.
+
+        The caller has already won the next generation of ``task`` (that is
+        what makes a break exclusive: a judge acting on an older listing tries
+        the same name or an older one and loses).  Then: the lost attempt's
+        error record (naming its holder, from the claim's record), and a record
+        of the break renamed over the stale claim: the name never goes missing,
+        and its holder's next look finds another inode and never publishes.
+
+        Returns:
+            (the error text, True if the task used up its attempts and is marked failed).
+        """
+        name = names.file_name(task, names.CLAIM, gen)
+        owner = parse_record(self.read(name))
+        error = f"lease expired: claim {name} not refreshed for {silent_secs:.1f} s ({who(owner)})"
+        if note:
+            error += f" ({note})"
+        facts = dict(task=task, attempt=gen, **{k: owner.get(k, "?") for k in
+                                                 ("host", "pid", "worker_id", "job_id", "started")},
+                     broken_by=broken_by, error=error)
+        write_new(self.file(task, names.ERR, gen), format_record(facts), fs=self.fs)
+        fence(self.join(name), format_record(dict(broken_by=broken_by, error=error)), self.fs)
+        if max_attempts is None:  # fsmw requeue: the workers judge the limit
+            return error, False
+        attempts = self.count_errors(task, gen)
+        exhausted = attempts >= max_attempts
+        if exhausted:
+            self.mark_failed(task, attempts, gen)
+        return error, exhausted
+
+    # -- repairs -----------------------------------------------------------------
+    def set_aside(self, task: str, kind: str, gen: Optional[int]) -> None:
+        """Rename a used record to ``<name>.requeued`` (kept for reading, no longer counted)."""
+        old = self.file(task, kind, gen)
+        try:
+            self.fs.rename(old, old + ".requeued")
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,185 @@
+"""The seams between the protocol and the machine: the file system, the clock, threads.
+
+Every file-system call of the protocol goes through a :class:`FileSystem`
+(an os-like object: each method is the ``os`` call of the same name, plus
+``lockf``, the mount table and ``syncfs``), time through one :class:`Clock`
+that owns "now", wall time and sleeping, and every thread through
+:meth:`Clock.start_thread`.  The defaults, :data:`REAL_FS` and
+:data:`REAL_CLOCK`, are the machine's own; a simulation passes its own objects
+(an in-memory shared file system, a virtual clock under a seeded scheduler)
+to :class:`~fsmw.Store`, :class:`~fsmw.Master` and :class:`~fsmw.Worker`.
+
+Property: this is the only module of ``fsmw._core`` that calls ``os``,
+``fcntl``, ``time``, ``socket`` or ``threading`` to act on the world
+(``tests/unit/test_seams.py`` checks the others), so replacing these two
+objects replaces everything the protocol does to the machine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import functools
+import os
+import secrets
+import socket
+import threading
+import time
+from typing import Callable, Optional, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+# Flags of the opens the protocol makes (values of the os module: plain data).
+O_CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+O_CREATE_RW = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+O_APPEND_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+O_READ = os.O_RDONLY | os.O_CLOEXEC
+LOCK_EX_NB = fcntl.LOCK_EX | fcntl.LOCK_NB
+LOCK_SH_NB = fcntl.LOCK_SH | fcntl.LOCK_NB
+W_OK_X_OK = os.W_OK | os.X_OK
+GONE = frozenset((errno.ENOENT, errno.ESTALE))  # the file is gone for us (ESTALE: NFS)
+
+
+class FileSystem:
+    """The real file system.  Each attribute is the ``os`` call of the same name.
+
+    An os-like replacement implements the same names with the same
+    signatures, return values and ``OSError`` errnos.
+    """
+
+    open = os.open
+    close = os.close
+    read = os.read
+    write = os.write
+    pwrite = os.pwrite
+    fsync = os.fsync
+    fstat = os.fstat
+    stat = os.stat
+    lstat = os.lstat
+    link = os.link
+    unlink = os.unlink
+    rename = os.rename
+    listdir = os.listdir
+    mkdir = os.mkdir
+    utime = os.utime
+    access = os.access
+    pathconf = os.pathconf
+    getpid = os.getpid
+    getuid = os.getuid
+    lockf = fcntl.lockf
+    hostname = socket.gethostname
+    realpath = staticmethod(os.path.realpath)
+
+    @staticmethod
+    def mountinfo() -> str:
+        """The text of /proc/self/mountinfo ("" if unreadable)."""
+        try:
+            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    @staticmethod
+    def syncfs(path: PathLike) -> None:
+        """Flush the file system holding ``path`` (``syncfs``, else ``sync``)."""
+        call = _libc_syncfs()
+        if call is None:
+            os.sync()
+            return
+        fd = os.open(path, O_READ)
+        try:
+            if call(fd) != 0:
+                os.sync()
+        finally:
+            os.close(fd)
+
+
+@functools.lru_cache(maxsize=1)
+def _libc_syncfs() -> Optional[Callable[[int], int]]:
+    """libc's syncfs, looked up once (find_library may run ``ldconfig``)."""
+    name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(name, use_errno=True), "syncfs", None) if name else None
+
+
+class Clock:
+    """Time as the protocol sees it: a monotonic "now", wall time, sleeping, threads.
+
+    Args:
+        now: monotonic seconds (judging leases, pacing); default ``time.monotonic``.
+        sleep: sleeps that many seconds; default ``time.sleep``.
+    """
+
+    def __init__(self, now: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.now = now
+        self._sleep = sleep
+
+    @staticmethod
+    def time() -> float:
+        """Wall-clock seconds since the epoch, for records people read."""
+        return time.time()
+
+    def sleep(self, secs: float, wake: Optional[threading.Event] = None) -> None:
+        """Sleep ``secs`` seconds, or until ``wake`` is set (real clock only)."""
+        if wake is not None and self._sleep is time.sleep:
+            wake.wait(secs)
+        elif secs > 0:
+            self._sleep(secs)
+
+    @staticmethod
+    def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
+        """Start a daemon thread running ``target`` (the seam for threads)."""
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    @staticmethod
+    def event() -> threading.Event:
+        return threading.Event()
+
+    @staticmethod
+    def lock() -> threading.Lock:
+        return threading.Lock()
+
+
+def as_clock(clock: Union[Clock, Callable[[], float], None],
+             sleep: Optional[Callable[[float], None]] = None) -> Clock:
+    """A :class:`Clock` from a Clock, or from a ``now`` callable and a ``sleep``."""
+    if isinstance(clock, Clock):
+        return clock
+    return Clock(clock or time.monotonic, sleep or time.sleep)
+
+
+def token_hex(nbytes: int = 4) -> str:
+    """Random hex for unique names (temp files, tokens, journals, duplicates)."""
+    return secrets.token_hex(nbytes)
+
+
+def at_fork(callback: Callable[[], None]) -> None:
+    """Run ``callback`` in the child after every fork (new random name stems)."""
+    os.register_at_fork(after_in_child=callback)
+
+
+def lexists(fs: FileSystem, path: PathLike) -> bool:
+    """True if ``path`` names anything (a dangling name counts), via ``fs.lstat``."""
+    try:
+        fs.lstat(path)
+        return True
+    except OSError as exc:
+        if exc.errno in GONE or exc.errno == errno.ENOTDIR:
+            return False
+        raise
+
+
+def is_dir(fs: FileSystem, path: PathLike) -> bool:
+    """True if ``path`` is a directory, via ``fs.stat``."""
+    try:
+        return (fs.stat(path).st_mode & 0o170000) == 0o040000
+    except OSError:
+        return False
+
+
+REAL_FS = FileSystem()
+REAL_CLOCK = Clock()

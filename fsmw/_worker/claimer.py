@@ -1,0 +1,53 @@
+"""A worker's way of claiming in one round: its token, linked to the names of the round.
+
+Workers claim pending tasks with :meth:`Claimer.claim` and take over stale,
+overdue or poisoned ones with :meth:`Claimer.take_over`; both win a
+generation by ``link``-ing the worker's token (see ``_core.token``).
+
+Property: a pending task from a listing needs no re-check after a win: every
+attempt leaves its claim, so a generation the listing did not show cannot
+have been used since.  A takeover looks once more (two ``lstat``) whether the
+task finished meanwhile, and gives the generation up if it did.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+from .._core import layout as names
+from .._core.claims import Claim
+from .._core.rounddir import RoundDir
+from .._core.system import Clock
+from .._core.token import Token
+
+
+class Claimer:
+    """Claims generations of tasks in ``round`` for one worker (one token per round)."""
+
+    def __init__(self, round_dir: RoundDir, facts: Mapping[str, object], clock: Clock) -> None:
+        self.round = round_dir
+        self._facts = facts
+        self._clock = clock
+        self._token: Optional[Token] = None
+
+    def claim(self, task: str, gen: int) -> Optional[Claim]:
+        """Win generation ``gen`` of a pending ``task``, or None if another process has it."""
+        if self._token is None:
+            self._token = Token(self.round.path, self._facts, self.round.fs, self._clock)
+        return self._token.claim(self.round.file(task, names.CLAIM, gen), task, gen)
+
+    def take_over(self, task: str, gen: int, kind: str) -> Optional[Claim]:
+        """Win generation ``gen`` of a claimed ``task`` ("break" or "backup"), unless it finished."""
+        won = self.claim(task, gen)
+        if won is not None and self.round.finished(task):
+            won.close()
+            return None
+        if won is not None:
+            won.kind = kind
+        return won
+
+    def close(self) -> None:
+        """Leave the round: the token's name goes, its claims stay."""
+        if self._token is not None:
+            self._token.close()
+            self._token = None
