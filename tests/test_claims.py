@@ -10,8 +10,14 @@ import pytest
 
 from fsmw._core import claims as _claims, token as _token
 from fsmw._core.records import parse_record
-from fsmw._core.system import Clock, FileSystem
+from fsmw._core.rounddir import RoundDir
+from fsmw._core.system import REAL_FS, Clock, FileSystem
 from fsmw._worker import heartbeat as _heartbeat
+
+
+def in_dir(path, fs=REAL_FS):
+    """A round directory at ``path`` (claims and tokens live in one)."""
+    return RoundDir(str(path), 1, fs)
 
 
 @pytest.fixture(autouse=True)
@@ -20,7 +26,7 @@ def locks_on(monkeypatch):
 
 
 def _race(path):
-    token = _token.Token(path.parent, {"host": "h"})
+    token = _token.Token(in_dir(path.parent), {"host": "h"})
     claim = token.claim(path, "t", 1)
     won = 0 if claim is None else 1
     time.sleep(0.05)
@@ -49,7 +55,7 @@ def test_exactly_one_of_many_processes_wins_a_generation(tmp_path):
 
 
 def test_token_claims_link_one_inode_that_tells_the_owner_and_is_locked(tmp_path):
-    token = _token.Token(tmp_path, {"host": "h", "pid": 1})
+    token = _token.Token(in_dir(tmp_path), {"host": "h", "pid": 1})
     first = token.claim(tmp_path / "a.claim.1", "a", 1)
     first.close()
     second = token.claim(tmp_path / "b.claim.3", "b", 3)
@@ -65,7 +71,7 @@ def test_token_claims_link_one_inode_that_tells_the_owner_and_is_locked(tmp_path
 
 
 def test_a_lost_generation_returns_none_and_an_nfs_retransmitted_win_counts(tmp_path, monkeypatch):
-    token = _token.Token(tmp_path, {})
+    token = _token.Token(in_dir(tmp_path), {})
     _claims.try_claim(tmp_path / "t.claim.1", "t", 1, b"other").close()
     assert token.claim(tmp_path / "t.claim.1", "t", 1) is None
     real_link = os.link
@@ -81,7 +87,7 @@ def test_a_lost_generation_returns_none_and_an_nfs_retransmitted_win_counts(tmp_
 
 def test_token_rotates_before_the_link_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(_token.Token, "MAX_LINKS", 3)
-    token = _token.Token(tmp_path, {})
+    token = _token.Token(in_dir(tmp_path), {})
     claims = [token.claim(tmp_path / f"t{i}.claim.1", f"t{i}", 1) for i in range(5)]
     # The token's own name counts as a link: two claims per token, then a new one.
     assert [c.ino for c in claims].count(claims[0].ino) == 2
@@ -101,7 +107,7 @@ def test_token_rotates_when_the_file_system_refuses_another_link(tmp_path, code)
             os.link(src, dst)
 
     first = None
-    token = _token.Token(tmp_path, {}, fs=Limited())
+    token = _token.Token(in_dir(tmp_path, Limited()), {})
     first = token.claim(tmp_path / "a.claim.1", "a", 1)
     second = token.claim(tmp_path / "b.claim.1", "b", 1)
     assert second is not None and second.ino != first.ino
@@ -114,7 +120,7 @@ def test_a_real_enospc_is_not_hidden(tmp_path):
         def link(src, dst):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    token = _token.Token(tmp_path, {}, fs=Full())
+    token = _token.Token(in_dir(tmp_path, Full()), {})
     with pytest.raises(OSError):
         token.claim(tmp_path / "a.claim.1", "a", 1)
     token.close()
@@ -127,7 +133,7 @@ def test_holder_gone_when_the_lock_is_free(tmp_path):
 
 
 def test_broken_claim_fences_its_holder_and_its_name_stays(tmp_path):
-    token = _token.Token(tmp_path, {})
+    token = _token.Token(in_dir(tmp_path), {})
     path = tmp_path / "t.claim.1"
     claim = token.claim(path, "t", 1)
     assert claim.still_mine()

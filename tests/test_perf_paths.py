@@ -10,6 +10,7 @@ import fsmw
 from fsmw import Clock, StepResult
 from fsmw._core import fsinfo as _fsinfo
 from fsmw._core.journal import FLUSH_SECS, Journal
+from fsmw._core.rounddir import RoundDir
 from fsmw._core.system import FileSystem
 
 MOUNTINFO = """\
@@ -139,19 +140,20 @@ def test_an_idle_pass_is_one_listing_and_nothing_else(tmp_path):
 def test_journal_lines_are_written_at_once_after_a_quiet_spell_and_batched_in_bursts(tmp_path):
     now = [100.0]
     journal = Journal({"worker_id": 1, "host": "h", "pid": 2, "job_id": None}, clock=Clock(lambda: now[0]))
+    round_dir = RoundDir(str(tmp_path), 1, FileSystem())
 
     def lines():
         found = [n for n in os.listdir(tmp_path) if n.startswith(".journal.")]
         return (tmp_path / found[0]).read_text().splitlines() if found else []
 
-    journal.record(str(tmp_path), "a", 1, "claim", "published", 1.0, 2.0)
+    journal.record(round_dir, "a", 1, "claim", "published", 1.0, 2.0)
     assert len(lines()) == 1  # nothing written for a while: at once
     now[0] += FLUSH_SECS / 10
-    journal.record(str(tmp_path), "b", 1, "claim", "published", 2.0, 3.0)
+    journal.record(round_dir, "b", 1, "claim", "published", 2.0, 3.0)
     assert len(lines()) == 1  # a burst: held back
     now[0] += FLUSH_SECS
-    journal.record(str(tmp_path), "c", 1, "claim", "failed", 3.0, 4.0)
+    journal.record(round_dir, "c", 1, "claim", "failed", 3.0, 4.0)
     assert [line.split(",")[0] for line in lines()] == ['{"task":"a"', '{"task":"b"', '{"task":"c"']
-    journal.record(str(tmp_path), "d", 2, "break", "published", 4.0, 5.0)
+    journal.record(round_dir, "d", 2, "break", "published", 4.0, 5.0)
     journal.close()
     assert len(lines()) == 4

@@ -35,6 +35,7 @@ from typing import Dict, Iterator, List, Optional
 from .atomic import read_small
 from .layout import JOURNAL_PREFIX, is_journal, private_name
 from .owner import safe_host
+from .rounddir import RoundDir
 from .system import O_APPEND_NEW, REAL_CLOCK, REAL_FS, Clock, FileSystem, token_hex
 
 FLUSH_SECS = 0.05
@@ -49,14 +50,14 @@ class Journal:
         self._facts = json.dumps({k: facts.get(k) for k in ("worker_id", "host", "pid", "job_id")},
                                  separators=(",", ":"))[1:-1]
         self._fd = -1
-        self._dir: Optional[str] = None
+        self._dir: Optional[RoundDir] = None
         self._fs, self._clock = fs, clock
         self._lines: List[bytes] = []
         self._flushed = float("-inf")
 
-    def record(self, round_dir: str, task: str, attempt: int, kind: str, outcome: str,
+    def record(self, round_dir: RoundDir, task: str, attempt: int, kind: str, outcome: str,
                claimed: float, ended: float) -> None:
-        if round_dir != self._dir:
+        if round_dir is not self._dir:
             self.close()
             self._dir = round_dir
         line = (f'{{"task":{json.dumps(task)},"attempt":{attempt:d},"kind":"{kind}",'
@@ -74,7 +75,7 @@ class Journal:
         try:
             if self._fd < 0:
                 name = private_name(JOURNAL_PREFIX, safe_host(fs), fs.getpid(), token_hex())
-                self._fd = fs.open(f"{self._dir}/{name}", O_APPEND_NEW, 0o666)
+                self._fd = fs.open(self._dir.join(name), O_APPEND_NEW, 0o666)
             fs.write(self._fd, data)
         except OSError:
             self._close_fd()  # the journal is informative only: never fail a task for it
@@ -90,12 +91,12 @@ class Journal:
         self._fd = -1
 
 
-def read_journals(round_dir: str, entries: List[str], fs: FileSystem = REAL_FS) -> Iterator[dict]:
+def read_journals(round_dir: RoundDir, entries: List[str]) -> Iterator[dict]:
     """Every complete attempt line of every journal among ``entries`` of ``round_dir``."""
     for name in entries:
         if not is_journal(name):
             continue
-        data = read_small(f"{round_dir}/{name}", MAX_JOURNAL_BYTES, fs, missing_ok=False)
+        data = read_small(round_dir.join(name), MAX_JOURNAL_BYTES, round_dir.fs, missing_ok=False)
         for line in (data or b"").decode("utf-8", errors="replace").splitlines():
             try:
                 entry = json.loads(line)

@@ -25,7 +25,8 @@ from .claims import Claim
 from .layout import TOKEN_PREFIX, private_name
 from .owner import safe_host
 from .records import format_record, iso_time, token_record
-from .system import O_CREATE_RW, REAL_CLOCK, REAL_FS, Clock, FileSystem, PathLike, token_hex
+from .rounddir import RoundDir
+from .system import O_CREATE_RW, REAL_CLOCK, Clock, PathLike, token_hex
 
 
 class Token:
@@ -44,18 +45,17 @@ class Token:
     MAX_LINKS = 256
     RECORD_SIZE = 1024
 
-    def __init__(self, directory: PathLike, facts: Mapping[str, object], fs: FileSystem = REAL_FS,
-                 clock: Clock = REAL_CLOCK) -> None:
-        self._dir = directory
+    def __init__(self, round_dir: RoundDir, facts: Mapping[str, object], clock: Clock = REAL_CLOCK) -> None:
+        self._round = round_dir
         self._facts = format_record(facts)  # rendered once
-        self._fs, self._clock = fs, clock
+        self._fs, self._clock = round_dir.fs, clock
         self._second, self._started = -1, b""
         self.fd = -1
         self._open()
 
     def _open(self) -> None:
         fs = self._fs
-        self.path = f"{self._dir}/{private_name(TOKEN_PREFIX, safe_host(fs), fs.getpid(), token_hex())}"
+        self.path = self._round.join(private_name(TOKEN_PREFIX, safe_host(fs), fs.getpid(), token_hex()))
         fd = fs.open(self.path, O_CREATE_RW, 0o666)
         try:
             self._write(fd, "", 0)

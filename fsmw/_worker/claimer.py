@@ -33,7 +33,7 @@ class Claimer:
     def claim(self, task: str, gen: int) -> Optional[Claim]:
         """Win generation ``gen`` of a pending ``task``, or None if another process has it."""
         if self._token is None:
-            self._token = Token(self.round.path, self._facts, self.round.fs, self._clock)
+            self._token = Token(self.round, self._facts, self._clock)
         return self._token.claim(self.round.file(task, names.CLAIM, gen), task, gen)
 
     def take_over(self, task: str, gen: int, kind: str) -> Optional[Claim]:

@@ -262,10 +262,10 @@ class Worker:
         try:
             outcome = self._attempts().run(round_dir, claim)
         except WorkerInterrupted:
-            self._journal.record(round_dir.path, claim.task, claim.gen, claim.kind, "interrupted",
+            self._journal.record(round_dir, claim.task, claim.gen, claim.kind, "interrupted",
                                  claimed, self._clock.time())
             return StepResult.INTERRUPTED
-        self._journal.record(round_dir.path, claim.task, claim.gen, claim.kind, outcome.value,
+        self._journal.record(round_dir, claim.task, claim.gen, claim.kind, outcome.value,
                              claimed, self._clock.time())
         if outcome is not Outcome.FAILED_ATTEMPT:
             self._times.add(self._clock.now() - started)

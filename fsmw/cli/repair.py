@@ -88,15 +88,15 @@ Watched = Dict[str, Tuple[RoundDir, Running, int]]
 def requeue_stale(store: Store, rounds: List[int], lease: float, dry_run: bool, clock: Clock) -> int:
     """Watch the running claims of ``rounds`` for ``lease`` seconds; break the silent ones."""
     judge, watched = LeaseJudge(clock.now), _running_claims(store, rounds)
-    for name, (round_dir, _, _) in watched.items():
-        _observe(judge, name, round_dir)
+    for path, (round_dir, _, _) in watched.items():
+        _observe(judge, path, round_dir)
     if not watched:
         return 0
     print(f"watching {len(watched)} running claim(s) for {lease:.0f} s ...", flush=True)
     clock.sleep(lease)
     count = 0
-    for name, (round_dir, run, next_gen) in sorted(watched.items()):
-        silent = _observe(judge, name, round_dir)
+    for path, (round_dir, run, next_gen) in sorted(watched.items()):
+        silent = _observe(judge, path, round_dir)
         if silent is None or silent < lease:
             continue  # it moved (alive) or is gone (finished, released, broken)
         print(f"round {round_dir.number} {run.task}: claim {run.attempt} silent for {silent:.0f} s "
@@ -112,18 +112,19 @@ def _running_claims(store: Store, rounds: List[int]) -> Watched:
     for number in rounds:
         state = round_state(store, number, now)
         for run in state.running:
-            name = f"{names.round_name(number)}/{names.file_name(run.task, names.CLAIM, run.attempt)}"
-            watched[name] = (store.round(number), run, state.view.next_gen(run.task))
+            round_dir = store.round(number)
+            path = round_dir.file(run.task, names.CLAIM, run.attempt)
+            watched[path] = (round_dir, run, state.view.next_gen(run.task))
     return watched
 
 
-def _observe(judge: LeaseJudge, key: str, round_dir: RoundDir) -> Optional[float]:
+def _observe(judge: LeaseJudge, path: str, round_dir: RoundDir) -> Optional[float]:
     """Seconds the claim's heartbeat has stood still for the judge; None if it is gone."""
     try:
-        st = round_dir.fs.stat(round_dir.join(key.rpartition("/")[2]))
+        st = round_dir.fs.stat(path)
     except OSError:
         return None
-    return judge.observe(key, st).unchanged_secs
+    return judge.observe(path, st).unchanged_secs
 
 
 def _break(round_dir: RoundDir, run: Running, next_gen: int, silent: float) -> bool:

@@ -73,7 +73,7 @@ def read_round(store: Store, number: int) -> RoundData:
     bars: List[Bar] = []
     for name in filter(names.is_journal, entries):
         try:  # one journal at a time: a damaged file costs no other worker's lines
-            lines = read_journals(round_dir.path, [name], round_dir.fs)
+            lines = read_journals(round_dir, [name])
             bars += filter(None, (_bar(line, number) for line in lines))
         except RecursionError:  # json.loads of a deeply nested garbage line
             continue

@@ -91,7 +91,7 @@ def _running(round_dir: RoundDir, task: str, gen: int, now: float) -> Running:
 
 def _rate(state: RoundState, round_dir: RoundDir, entries: List[str]) -> None:
     """Tasks per second from the journals (published attempts over their span)."""
-    lines = [j for j in read_journals(round_dir.path, entries, round_dir.fs)
+    lines = [j for j in read_journals(round_dir, entries)
              if j.get("outcome") == "published"]
     if len(lines) < 2:
         return

@@ -216,8 +216,9 @@ def _make_dirs(store: Path) -> Tuple[Path, Path]:
     Raises:
         StoreError: ``store`` is not a directory or the probe directory cannot be made.
     """
-    Store(store).check()
-    doctor_dir = store / DOCTOR_DIR
+    layout = Store(store)
+    layout.check()
+    doctor_dir = Path(layout.path(DOCTOR_DIR))
     work = doctor_dir / f"run.{safe_host()}.{os.getpid()}.{secrets.token_hex(4)}"
     try:
         doctor_dir.mkdir(exist_ok=True)
