@@ -25,8 +25,7 @@ from __future__ import annotations
 import itertools
 from typing import Optional
 
-from .layout import TEMP_PREFIX, private_name
-from .owner import safe_host
+from .layout import TEMP_PREFIX, private_name, safe_host
 from .system import GONE, O_CREATE_NEW, O_READ, REAL_FS, FileSystem, PathLike, at_fork, token_hex
 
 
@@ -37,7 +36,7 @@ class _Unique:
         self.reset()
 
     def reset(self) -> None:
-        self.stem = private_name(TEMP_PREFIX, safe_host(), REAL_FS.getpid(), token_hex())
+        self.stem = private_name(TEMP_PREFIX, safe_host(REAL_FS.hostname()), REAL_FS.getpid(), token_hex())
         self.counter = itertools.count()
 
 

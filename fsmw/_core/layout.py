@@ -24,6 +24,7 @@ Property: :func:`check_task_name` accepts only names that round-trip through
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple, Optional
 
 from .errors import TaskNameError
@@ -41,6 +42,7 @@ _PLAIN = frozenset((IN, OUT, FAILED))
 _NUMBERED = frozenset((CLAIM, ERR))
 # Room kept for the longest suffix fsmw appends (".claim.<gen>", ".dup.<hex>").
 SUFFIX_ROOM = 24
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 class Entry(NamedTuple):
@@ -89,6 +91,11 @@ def dup_name(task: str, suffix: str) -> str:
 def private_name(prefix: str, host: str, pid: int, suffix: str) -> str:
     """A name of fsmw's own (temp stem, token, journal) unique to one writer."""
     return f"{prefix}{host}.{pid}.{suffix}"
+
+
+def safe_host(host: str) -> str:
+    """A host name reduced to characters safe in a file name (at most 32)."""
+    return _UNSAFE.sub("_", host.split(".")[0])[:32] or "host"
 
 
 def is_temp(name: str) -> bool:

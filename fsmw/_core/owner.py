@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from typing import Dict, Mapping, Optional
 
+from . import layout
+from .atomic import read_small
 from .system import REAL_FS, FileSystem
-
-_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 def host_name(fs: FileSystem = REAL_FS) -> str:
@@ -23,7 +23,7 @@ def host_name(fs: FileSystem = REAL_FS) -> str:
 
 def safe_host(fs: FileSystem = REAL_FS) -> str:
     """The host name reduced to characters safe in a file name (<= 32)."""
-    return _SAFE.sub("_", host_name(fs))[:32] or "host"
+    return layout.safe_host(host_name(fs))
 
 
 def job_id(environ: Mapping[str, str], fs: FileSystem = REAL_FS) -> Optional[str]:
@@ -45,8 +45,6 @@ def job_id(environ: Mapping[str, str], fs: FileSystem = REAL_FS) -> Optional[str
 
 
 def _condor_id(fs: FileSystem, ad_path: str) -> str:
-    from .atomic import read_small  # the ad is a small file like any record
-
     data = read_small(ad_path, limit=1 << 20, fs=fs, missing_ok=False) if ad_path else None
     text = (data or b"").decode("utf-8", errors="replace")
     found = dict(re.findall(r"^(ClusterId|ProcId)\s*=\s*(\d+)\s*$", text, re.M))

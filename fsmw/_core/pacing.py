@@ -19,17 +19,16 @@ seconds (plus the pace floor), and never more often than the pace allows.
 
 from __future__ import annotations
 
-import random
 from typing import Callable, Optional
 
 
 class Backoff:
     """A jittered pause that doubles from ``first`` up to ``cap``."""
 
-    def __init__(self, first: float, cap: float, low: float = 0.0,
-                 rng: Optional[random.Random] = None) -> None:
+    def __init__(self, first: float, cap: float, uniform: Callable[[float, float], float],
+                 low: float = 0.0) -> None:
         self.first, self.cap, self._low = first, cap, low
-        self._uniform = (rng or random).uniform
+        self._uniform = uniform
         self.pause = first
 
     def reset(self, pause: Optional[float] = None) -> None:

@@ -20,13 +20,15 @@ is written only once that number reaches the limit.
 
 from __future__ import annotations
 
+import errno
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from . import layout as names
 from .atomic import publish, read_small, unlink_quietly, write_new, write_replace, write_temp
 from .claims import fence
 from .records import error_line, failed_record, format_record, parse_record, who
-from .system import FileSystem, lexists, token_hex
+from .errors import StoreError
+from .system import GONE, FileSystem, PathLike, lexists, token_hex
 from .view import RoundView, scan_names
 
 
@@ -56,7 +58,6 @@ class RoundDir:
         return self.has(names.file_name(task, names.OUT)) or self.has(names.file_name(task, names.FAILED))
 
     def listing(self) -> List[str]:
-        from .store import listdir
         return listdir(self.fs, self.path)
 
     def scan(self) -> RoundView:
@@ -180,3 +181,15 @@ class RoundDir:
             self.fs.rename(old, old + ".requeued")
         except FileNotFoundError:
             pass
+
+
+def listdir(fs: FileSystem, path: PathLike) -> List[str]:
+    """The names in ``path``; [] if it is gone; StoreError naming it on other errors."""
+    try:
+        return fs.listdir(path)
+    except OSError as exc:
+        if exc.errno in GONE:
+            return []
+        if exc.errno == errno.ENOTDIR:
+            raise StoreError(f"cannot list {path}: it is not a directory") from exc
+        raise StoreError(f"cannot list {path}: {exc.strerror}") from exc

@@ -19,7 +19,6 @@ store's ``fs`` (see ``system``).
 
 from __future__ import annotations
 
-import errno
 from pathlib import Path
 from typing import List, Mapping, Optional
 
@@ -27,8 +26,8 @@ from . import layout as names
 from .atomic import write_replace
 from .errors import StoreError
 from .records import format_record
-from .rounddir import RoundDir
-from .system import GONE, REAL_FS, W_OK_X_OK, FileSystem, PathLike, is_dir, lexists
+from .rounddir import RoundDir, listdir
+from .system import REAL_FS, W_OK_X_OK, FileSystem, PathLike, is_dir, lexists
 from .view import RoundView, scan_names
 
 
@@ -137,14 +136,3 @@ class Store:
         """One listing of round ``number``, parsed."""
         return scan_names(self.listing(number))
 
-
-def listdir(fs: FileSystem, path: PathLike) -> List[str]:
-    """The names in ``path``; [] if it is gone; StoreError naming it on other errors."""
-    try:
-        return fs.listdir(path)
-    except OSError as exc:
-        if exc.errno in GONE:
-            return []
-        if exc.errno == errno.ENOTDIR:
-            raise StoreError(f"cannot list {path}: it is not a directory") from exc
-        raise StoreError(f"cannot list {path}: {exc.strerror}") from exc

@@ -23,6 +23,7 @@ import errno
 import fcntl
 import functools
 import os
+import random
 import secrets
 import socket
 import threading
@@ -104,17 +105,23 @@ def _libc_syncfs() -> Optional[Callable[[int], int]]:
 
 
 class Clock:
-    """Time as the protocol sees it: a monotonic "now", wall time, sleeping, threads.
+    """Time as the protocol sees it: a monotonic "now", wall time, sleeping, threads, chance.
+
+    Everything a run does that is not a file-system call and not the same
+    every time goes through here, so a seeded scheduler can replay a run.
 
     Args:
         now: monotonic seconds (judging leases, pacing); default ``time.monotonic``.
         sleep: sleeps that many seconds; default ``time.sleep``.
+        rng: random draws (jitter, where workers start walking the queue).
     """
 
     def __init__(self, now: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 rng: Optional[random.Random] = None) -> None:
         self.now = now
         self._sleep = sleep
+        self.rng = rng or random.Random()
 
     @staticmethod
     def time() -> float:

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The master: rounds of inputs, polling for results, STOP (``master``); what it hands back (``summary``)."""

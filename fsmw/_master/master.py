@@ -229,7 +229,8 @@ class Master:
         # rate so far (quickly at first and near the end, rarely in between),
         # back off up to master_idle_sleep_secs while nothing arrives, and pause
         # at least a multiple of what the last poll cost (see _core.pacing).
-        backoff = Backoff(FIRST_POLL_SECS, self.options.master_idle_sleep_secs, low=0.5)
+        backoff = Backoff(FIRST_POLL_SECS, self.options.master_idle_sleep_secs, self._clock.rng.uniform,
+                          low=0.5)
         pace = Pace(1.0 if is_local(self._round_dir.path, self.store.fs) else POLL_PACE, self._clock.now)
         rate = _Rate(self._clock.now())
         while True:

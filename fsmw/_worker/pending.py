@@ -20,7 +20,6 @@ for 10,000 tasks and two workers) without any coordination between workers.
 
 from __future__ import annotations
 
-import random
 import threading
 from collections import deque
 from typing import Deque, Optional
@@ -78,7 +77,7 @@ class PendingTasks:
         self._pace.measure(started)
         view, limit = self.view, self._max_attempts
         queue = deque(sorted(t for t in view.pending() if view.error_count(t) < limit))
-        queue.rotate(random.randrange(len(queue) or 1))
+        queue.rotate(self._clock.rng.randrange(len(queue) or 1))
         self._queue = queue
 
     def _claim(self, claimer: Claimer) -> Optional[Claim]:
@@ -89,6 +88,6 @@ class PendingTasks:
             if won is not None:
                 return won
             misses += 1
-            queue.rotate(random.randrange(len(queue) or 1))
+            queue.rotate(self._clock.rng.randrange(len(queue) or 1))
         queue.clear()
         return None

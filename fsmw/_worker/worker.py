@@ -149,7 +149,7 @@ class Worker:
         self._stop.set()
 
     def _loop(self) -> ExitCode:
-        idle = Backoff(FIRST_IDLE_SLEEP_SECS, self.options.worker_idle_sleep_secs)
+        idle = Backoff(FIRST_IDLE_SLEEP_SECS, self.options.worker_idle_sleep_secs, self._clock.rng.uniform)
         idle_since = self._clock.now()
         while True:
             result, error = self._step_or_retry()
