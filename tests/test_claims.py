@@ -20,11 +20,6 @@ def in_dir(path, fs=REAL_FS):
     return RoundDir(str(path), 1, fs)
 
 
-@pytest.fixture(autouse=True)
-def locks_on(monkeypatch):
-    monkeypatch.setattr(_claims._Locks, "supported", True)
-
-
 def _race(path):
     token = _token.Token(in_dir(path.parent), {"host": "h"})
     claim = token.claim(path, "t", 1)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from fsmw.cli import doctor as _doctor
+from fsmw.cli.doctor.races import TRIALS
 from fsmw._core.owner import host_name, safe_host
 from fsmw.cli import main
 from procs import wait_for
@@ -85,7 +86,7 @@ def test_local_store_everything_works(store):
     assert probes["fcntl_hosts"]["result"] == "not checked"
     assert probes["mtime"]["unit"] in ("ns", "us", "ms", "s") and probes["mtime"]["step_s"] > 0
     assert abs(probes["clock"]["offset_s"]) < 1.0  # one host: file system and host share a clock
-    assert probes["new_file"]["missed"] == 0 and probes["new_file"]["trials"] == _doctor.TRIALS
+    assert probes["new_file"]["missed"] == 0 and probes["new_file"]["trials"] == TRIALS
     assert probes["utime"]["missed"] == 0
     assert [row["host"] for row in report["hosts"]] == [host_name()]
     assert report["recommendations"]["lease_secs"] == 120.0
@@ -136,12 +137,12 @@ def test_locks_not_supported(tmp_path, monkeypatch, code):
     found = _doctor.probe_fcntl(tmp_path)
     assert found["result"] == "not supported" and errno.errorcode[code] in found["summary"]
     mount = _doctor.mount_of(tmp_path)
-    assert _doctor._cross_summary({}, mount, found)["result"] == "not checked"
+    assert _doctor.cross_summary({}, mount, found)["result"] == "not checked"
 
 
 def test_nfs_nolock_mount_is_local_only():
     mount = {"point": "/shared", "fstype": "nfs", "options": "rw,vers=3,nolock,proto=tcp"}
-    assert _doctor._cross_summary({}, mount, {"result": "working"})["result"] == "local-only"
+    assert _doctor.cross_summary({}, mount, {"result": "working"})["result"] == "local-only"
 
 
 def test_a_clobbering_link_fails_the_doctor(store, monkeypatch, capsys):

@@ -50,22 +50,12 @@ _BUSY = frozenset((errno.EACCES, errno.EAGAIN))
 _BAD_FD = frozenset((errno.EBADFD, errno.EBADF))
 
 
-class _Locks:
-    """Whether fcntl locks work here: False after the first error other than 'busy'."""
-
-    supported = True
-
-    @classmethod
-    def unsupported(cls, path: PathLike, exc: OSError) -> None:
-        if cls.supported:
-            log.warning("fcntl locks do not work on %s (%s); fsmw carries on with lock files "
-                        "and leases only", str(path).rpartition("/")[0], exc.strerror or exc)
-        cls.supported = False
-
-
-def locks_supported() -> bool:
-    """False once an fcntl call failed with anything but 'busy' in this process."""
-    return _Locks.supported
+def _locks_unsupported(fs: FileSystem, path: PathLike, exc: OSError) -> None:
+    """``lockf`` failed with more than "busy": say so once, and carry on without locks."""
+    if fs.locks_ok:
+        log.warning("fcntl locks do not work on %s (%s); fsmw carries on with lock files "
+                    "and leases only", str(path).rpartition("/")[0], exc.strerror or exc)
+    fs.locks_ok = False
 
 
 class Claim:
@@ -190,7 +180,7 @@ def try_claim(path: PathLike, task: str, gen: int, owner: bytes, use_fcntl: bool
         return None
     try:
         fs.write(fd, owner)
-        if use_fcntl and _Locks.supported:
+        if use_fcntl and fs.locks_ok:
             take_lock(fd, path, fs, clock)
         return Claim(path, fs.fstat(fd).st_ino, fd, task, gen, True, fs, clock)
     except BaseException:
@@ -207,7 +197,7 @@ def take_lock(fd: int, path: PathLike, fs: FileSystem = REAL_FS, clock: Clock = 
             return
         except OSError as exc:
             if exc.errno not in _BUSY:
-                _Locks.unsupported(path, exc)
+                _locks_unsupported(fs, path, exc)
                 return
         # A judge is probing our brand-new claim; its shared lock lasts microseconds.
         clock.sleep(0.001)
@@ -221,7 +211,7 @@ def holder_gone(path: PathLike, fs: FileSystem = REAL_FS) -> Optional[bool]:
         True if the claim's fcntl lock is free (its holder is dead, as far as
         locks tell), False if it is held, ``None`` if that cannot be known.
     """
-    if not _Locks.supported:
+    if not fs.locks_ok:
         return None
     try:
         fd = fs.open(path, O_READ)
@@ -233,7 +223,7 @@ def holder_gone(path: PathLike, fs: FileSystem = REAL_FS) -> Optional[bool]:
     except OSError as exc:
         if exc.errno in _BUSY:
             return False
-        _Locks.unsupported(path, exc)
+        _locks_unsupported(fs, path, exc)
         return None
     finally:
         fs.close(fd)

@@ -47,8 +47,11 @@ class FileSystem:
     """The real file system.  Each attribute is the ``os`` call of the same name.
 
     An os-like replacement implements the same names with the same
-    signatures, return values and ``OSError`` errnos.
+    signatures, return values and ``OSError`` errnos.  ``locks_ok`` turns
+    False once ``lockf`` failed with anything but "busy" here (see ``claims``).
     """
+
+    locks_ok = True
 
     open = os.open
     close = os.close

@@ -59,7 +59,7 @@ class Token:
         fd = fs.open(self.path, O_CREATE_RW, 0o666)
         try:
             self._write(fd, "", 0)
-            if claims.locks_supported():
+            if fs.locks_ok:
                 claims.take_lock(fd, self.path, fs, self._clock)
             self.ino = fs.fstat(fd).st_ino
         except BaseException:

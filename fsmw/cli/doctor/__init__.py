@@ -43,8 +43,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..._core.atomic import write_replace
 from .common import _CREATE, WAIT_SECS, Result, _Children, _create, _mp, _ok, fs_now
-from .races import TRIALS, probe_races, probe_visibility  # noqa: F401 (TRIALS: tests)
-from .locks import _cross_summary, _start_holder, check_holds, probe_fcntl
+from .races import probe_races, probe_visibility
+from .locks import cross_summary, _start_holder, check_holds, probe_fcntl
 from .report import TITLES, compare, format_text, read_results, recommend
 from ..._core.errors import StoreError
 from ..._core.fsinfo import mount_of
@@ -199,7 +199,7 @@ def run_doctor(store: Path, hold: float = 5.0) -> Result:
             while me["hold"] and holder.is_alive() and time.monotonic() < deadline:
                 holder.join(0.25)  # meanwhile, check doctors started on other nodes
                 between()
-            probes["fcntl_hosts"] = _cross_summary(checked, me["mount"], probes["fcntl"])
+            probes["fcntl_hosts"] = cross_summary(checked, me["mount"], probes["fcntl"])
             me["measured_at"] = fs_now(work)
         write_replace(result_file, json.dumps(me, indent=1).encode())
     finally:

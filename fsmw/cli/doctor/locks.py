@@ -125,7 +125,7 @@ def check_holds(doctor_dir: Path, work: Path, me: Result, checked: Dict[str, str
             checked[other["host"]] = "local-only" if got else "working"
 
 
-def _cross_summary(checked: Dict[str, str], mount: Result, local: Result) -> Result:
+def cross_summary(checked: Dict[str, str], mount: Result, local: Result) -> Result:
     if local.get("result") != "working":
         return dict(result="not checked", summary="not checked: no working locks on this host")
     if mount["fstype"].startswith("nfs") and "nolock" in mount["options"].split(","):
