@@ -3,8 +3,8 @@
 Every file-system call of the protocol goes through a :class:`FileSystem`
 (an os-like object: each method is the ``os`` call of the same name, plus
 ``lockf``, the mount table and ``syncfs``), time through one :class:`Clock`
-that owns "now", wall time and sleeping, and every thread through
-:meth:`Clock.start_thread`.  The defaults, :data:`REAL_FS` and
+that owns "now", wall time and sleeping, and every thread and helper process
+through :meth:`Clock.start_thread` and :meth:`Clock.run_helper`.  The defaults, :data:`REAL_FS` and
 :data:`REAL_CLOCK`, are the machine's own; a simulation passes its own objects
 (an in-memory shared file system, a virtual clock under a seeded scheduler)
 to :class:`~fsmw.Store`, :class:`~fsmw.Master` and :class:`~fsmw.Worker`.
@@ -26,9 +26,10 @@ import os
 import random
 import secrets
 import socket
+import subprocess
 import threading
 import time
-from typing import Callable, Optional, Union
+from typing import Callable, List, Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -144,6 +145,15 @@ class Clock:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         return thread
+
+    @staticmethod
+    def run_helper(argv: List[str], timeout: float = 30.0) -> Optional[str]:
+        """Run a helper command (the seam for helper processes); its stdout, or None if it failed."""
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout if done.returncode == 0 else None
 
     @staticmethod
     def event() -> threading.Event:

@@ -9,29 +9,16 @@ time left is shorter than a typical task.
 from __future__ import annotations
 
 import os
-import subprocess
-from typing import Callable, List, Mapping, Optional
+from typing import Mapping, Optional
 
 from .._core.system import Clock
 
-RunCommand = Callable[[List[str]], Optional[str]]
-
-
-def run_command(argv: List[str]) -> Optional[str]:
-    """Run a helper command (the seam for helper processes); its stdout, or None on failure."""
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout if done.returncode == 0 else None
-
-
-def slurm_time_left(environ: Mapping[str, str], run: RunCommand = run_command) -> Optional[float]:
+def slurm_time_left(environ: Mapping[str, str], clock: Clock) -> Optional[float]:
     """Seconds left in this Slurm job's time limit (asks squeue once), or None."""
     job = environ.get("SLURM_JOB_ID")
     if not job:
         return None
-    out = run(["squeue", "-h", "-j", job, "-o", "%L"])
+    out = clock.run_helper(["squeue", "-h", "-j", job, "-o", "%L"])
     return None if out is None else parse_slurm_duration(out.strip())
 
 
@@ -55,7 +42,7 @@ class Allocation:
                  environ: Optional[Mapping[str, str]] = None) -> None:
         self._clock = clock
         if walltime_secs is None:
-            walltime_secs = slurm_time_left(os.environ if environ is None else environ)
+            walltime_secs = slurm_time_left(os.environ if environ is None else environ, clock)
         self._deadline = None if walltime_secs is None else clock.now() + walltime_secs
 
     def time_left(self) -> Optional[float]:
