@@ -1,7 +1,9 @@
 """``fsmw stop``, ``requeue`` and ``clean``: repairs that never touch live work.
 
-* ``stop`` writes the stop file: workers exit at their next poll and the
-  master returns its summary (marked stopped).
+* ``stop`` writes the stop file: a waiting master returns its summary
+  (marked stopped) at its next poll and closes the round; workers leave a
+  round only when nothing is left to claim there, then find the stop file
+  and exit (SIGTERM ends them at once).
 * ``requeue --failed`` makes failed tasks of open rounds pending again: their
   error records and used claims are renamed ``<name>.requeued`` (kept for
   reading, no longer counted) *before* the failure mark goes, so no worker
@@ -41,7 +43,8 @@ def stop_command(args: argparse.Namespace) -> int:
     store = Store(args.store)
     store.check()
     store.write_stop(dict(owner_facts("fsmw stop", None, os.environ), reason="stopped with fsmw stop"))
-    print(f"wrote {store.stop_file}: workers exit at their next poll; the master returns")
+    print(f"wrote {store.stop_file}: the master returns at its next poll; workers exit once "
+          f"nothing is left to claim in their round (SIGTERM ends them now)")
     return 0
 
 
