@@ -40,7 +40,7 @@ def mount_of(path: PathLike, mountinfo: Optional[str] = None, fs: FileSystem = R
     the options are the mount's and the file system's together (NFS's
     ``nolock`` is among the latter).  Unknown: point "/", type "?".
     """
-    target = fs.realpath(path)
+    target = fs.realpath(str(path))
     found = dict(point="/", fstype="?", options="")
     if mountinfo is None:
         mountinfo = fs.mountinfo()

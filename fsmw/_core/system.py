@@ -54,28 +54,31 @@ class FileSystem:
 
     locks_ok = True
 
-    open = os.open
-    close = os.close
-    read = os.read
-    write = os.write
-    pwrite = os.pwrite
-    fsync = os.fsync
-    fstat = os.fstat
-    stat = os.stat
-    lstat = os.lstat
-    link = os.link
-    unlink = os.unlink
-    rename = os.rename
-    listdir = os.listdir
-    mkdir = os.mkdir
-    utime = os.utime
-    access = os.access
-    pathconf = os.pathconf
-    getpid = os.getpid
-    getuid = os.getuid
-    lockf = fcntl.lockf
-    hostname = socket.gethostname
-    realpath = staticmethod(os.path.realpath)
+    open = staticmethod(os.open)
+    close = staticmethod(os.close)
+    read = staticmethod(os.read)
+    write = staticmethod(os.write)
+    pwrite = staticmethod(os.pwrite)
+    fsync = staticmethod(os.fsync)
+    fstat = staticmethod(os.fstat)
+    stat = staticmethod(os.stat)
+    lstat = staticmethod(os.lstat)
+    link = staticmethod(os.link)
+    unlink = staticmethod(os.unlink)
+    rename = staticmethod(os.rename)
+    listdir = staticmethod(os.listdir)
+    mkdir = staticmethod(os.mkdir)
+    utime = staticmethod(os.utime)
+    access = staticmethod(os.access)
+    pathconf = staticmethod(os.pathconf)
+    getpid = staticmethod(os.getpid)
+    getuid = staticmethod(os.getuid)
+    lockf = staticmethod(fcntl.lockf)
+    hostname = staticmethod(socket.gethostname)
+
+    @staticmethod
+    def realpath(path: str) -> str:
+        return os.path.realpath(path)
 
     @staticmethod
     def mountinfo() -> str:

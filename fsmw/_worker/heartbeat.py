@@ -7,7 +7,6 @@ claim held for less costs no call at all.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Optional
 
 from .._core.claims import Claim
