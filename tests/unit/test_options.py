@@ -1,0 +1,50 @@
+"""Options: validated in one place, passed as keywords or as a typed Options."""
+
+from __future__ import annotations
+
+import pytest
+
+import fsmw
+
+
+class Nothing(fsmw.Worker):
+    def process_file(self, input_path, output_path):
+        output_path.write_text("")
+
+
+class NoTasks(fsmw.Master):
+    def create_input_files(self):
+        pass
+
+
+@pytest.mark.parametrize("role", [NoTasks, lambda store, **kw: Nothing(store, 1, **kw)])
+def test_constructors_take_a_typed_options_and_keywords_override_it(tmp_path, role):
+    options = fsmw.Options(lease_secs=30.0, max_attempts=5)
+    made = role(tmp_path, options=options, max_attempts=2)
+    assert made.options == fsmw.Options(lease_secs=30.0, max_attempts=2)
+    assert role(tmp_path, options=options).options is options
+    assert role(tmp_path, lease_secs=7.0).options == fsmw.Options(lease_secs=7.0)
+
+
+def test_a_wrong_options_object_or_option_is_refused_clearly(tmp_path):
+    with pytest.raises(TypeError, match="fsmw.Options"):
+        NoTasks(tmp_path, options={"lease_secs": 3})
+    with pytest.raises(TypeError):
+        NoTasks(tmp_path, no_such_option=1)
+    with pytest.raises(ValueError, match="lease_secs must be a positive number"):
+        NoTasks(tmp_path, options=fsmw.Options(), lease_secs=-1)
+
+
+def test_begin_round_makes_the_next_round_with_its_inputs_sealed(tmp_path):
+    class Two(NoTasks):
+        def create_input_files(self):
+            self.create_input_file("a", "1")
+            self.create_input_file("b", "2")
+
+    master = Two(tmp_path / "store", progress=False)
+    master.store.check(create=True)
+    assert master.begin_round() == 1 and master.begin_round() == 2
+    assert sorted(p.name for p in master.store.round_dir(2).iterdir()) == ["SEALED", "a.in", "b.in"]
+    assert master.store.marker(2, "SEALED").read_text() == "tasks: 2\n"
+    with pytest.raises(fsmw.StoreError, match="already exists"):
+        master.begin_round(1)
