@@ -233,6 +233,8 @@ end-volume
             if name.startswith(PREFIX):
                 sh("ip", "netns", "delete", name, check=False)
         sh("ip", "link", "delete", BRIDGE, check=False)
+        for name in _fsmw_links():  # a namespace the kernel frees late keeps its veth pair
+            sh("ip", "link", "delete", name, check=False)
         for sub in ("work", "run", "brick", "mnt"):
             shutil.rmtree(self.base / sub, ignore_errors=True)
         self.nodes.clear()
@@ -252,6 +254,17 @@ def _clear_mountpoint(path: Path) -> None:
         sh("umount", "-l", str(path), check=False)
         time.sleep(0.1)
     raise RuntimeError(f"cannot clear mount point {path}")
+
+
+def _fsmw_links() -> List[str]:
+    """Links named like the nodes' host ends (``fsmw-<node>-h``) in this namespace."""
+    names = []
+    for line in sh("ip", "-o", "link", "show", check=False).stdout.splitlines():
+        fields = line.split(": ")
+        name = fields[1].split("@")[0] if len(fields) > 1 else ""
+        if name.startswith(PREFIX):
+            names.append(name)
+    return names
 
 
 def _fsmw_mounts(base: Path) -> List[str]:
