@@ -43,7 +43,7 @@ class Options:
             (default: ``$TMPDIR``, else ``/tmp``).
         fsync: flush every input and output to stable storage before publishing;
             None (the default) does so on shared file systems only and, on a
-            local one, flushes the store once per round instead (see ``_fsinfo``).
+            local one, flushes the store once per round instead (see ``fsmw._core.fsinfo``).
         progress: the master's progress output on stderr: None or True (default
             None) draws a bar on a terminal and writes a line every
             ``progress_secs`` otherwise; False writes nothing.

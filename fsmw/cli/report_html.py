@@ -1,4 +1,4 @@
-"""The HTML page of ``fsmw report``: rendering only (what ``_report`` read from the store).
+"""The HTML page of ``fsmw report``: rendering only (what ``report`` read from the store).
 
 The page is self-contained (inline CSS and SVG): a table of per-round and run
 totals (:func:`_numbers`) and a timeline (:func:`timeline`) with one row per
@@ -7,7 +7,7 @@ hatched, takeovers of stale claims outlined, each bar has a ``<title>``
 tooltip, a cross marks a lost attempt.  Above ``MAX_DETAILED`` bars, bars of a
 row and outcome less than a pixel apart are merged: the page stays a few MB.
 This module also holds the data it draws (:class:`Bar`, :class:`RoundData`),
-so that ``_report`` imports it and not the other way round.
+so that ``report`` imports it and not the other way round.
 """
 
 from __future__ import annotations

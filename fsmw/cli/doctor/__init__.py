@@ -5,11 +5,11 @@ an ``O_CREAT|O_EXCL`` create of an existing name fails with EEXIST (claims),
 ``link`` onto an existing name fails and leaves it alone (no-clobber publish)
 and ``rename`` replaces a name without a moment where it is missing (inputs,
 markers).  Create and link are also raced by 8 processes over 50 names: each
-name must have exactly one winner (``_doctor_races``).  A retransmitted NFS LINK that reports
-EEXIST although it worked cannot be provoked; ``_atomic`` checks the link count.
+name must have exactly one winner (``races``).  A retransmitted NFS LINK that reports
+EEXIST although it worked cannot be provoked; ``_core.atomic`` checks the link count.
 
 Everything else is reported, not judged:
-  * fcntl locks, on this host and across hosts (``_doctor_locks``): reported
+  * fcntl locks, on this host and across hosts (``locks``): reported
     as "working", "not supported", "not excluding", "stuck" or "local-only".
   * mtime granularity, and this host's clock minus the file system's (a new
     file's mtime, and a ``utime(fd)`` stamp, against ``time.time()`` around
@@ -17,14 +17,14 @@ Everything else is reported, not judged:
     the second from the kernel's).  fsmw's leases ignore clocks; users' other
     tools do not.
   * how soon another process sees a new name in a listing and a new mtime in
-    ``stat`` (``_doctor_races``).  Processes of one host share the kernel's caches, so this is
+    ``stat`` (``races``).  Processes of one host share the kernel's caches, so this is
     ~0 here; between hosts NFS may cache attributes for up to a minute, which
     one host cannot observe: the recommended lease keeps fsmw's margin.
   * the cost of listing the store's largest directory.
 Probe files live in a per-run directory under ``STORE/.fsmw-doctor/`` that is
 removed afterwards; only ``<host>.json`` stays, so runs on other nodes can
 compare hosts, and the recommended options use every host's figures
-(``_doctor_report`` reads those files and renders the report).
+(``report`` reads those files and renders the report).
 """
 
 from __future__ import annotations

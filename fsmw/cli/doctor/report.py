@@ -1,7 +1,7 @@
 """``fsmw doctor``'s report: every host's results compared, options recommended, text rendered.
 
 Each doctor run leaves its result in ``STORE/.fsmw-doctor/<host>.json``
-(``_doctor`` writes it); this module reads the other hosts' files and turns
+(the package ``doctor`` writes it); this module reads the other hosts' files and turns
 them, with this host's result, into the report:
   * one row per host: its clock minus the file system's, fcntl locks on the
     host and across hosts, and the worst delays before a new name or a new
@@ -12,7 +12,7 @@ them, with this host's result, into the report:
     slow host or a slow listing demands more, and lock-file existence taken
     as the lock unless fcntl locks were verified to exclude across hosts.
   * the text that ``fsmw doctor`` prints (``--json`` prints the report as is).
-It only reads files and formats; the probes live in ``_doctor``.
+It only reads files and formats; the probes live in the package itself and in ``races`` and ``locks``.
 """
 
 from __future__ import annotations
