@@ -1,0 +1,138 @@
+"""Promises the README makes about failures around the store, shown in one process with seams.
+
+A fake clock makes sleeps instant (and lets a test act while a master or
+worker "sleeps"); a FileSystem subclass injects the errors.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import fsmw
+from fsmw._core.system import FileSystem
+
+
+class Ticking(fsmw.Clock):
+    """A clock whose sleeps pass at once; ``during_sleep()`` runs at each sleep."""
+
+    def __init__(self, during_sleep=lambda: None):
+        self.t = 0.0
+        super().__init__(now=lambda: self.t)
+        self.during_sleep = during_sleep
+
+    def sleep(self, secs, wake=None):
+        self.t += max(secs, 0.001)
+        self.during_sleep()
+
+
+class Squarer(fsmw.Worker):
+    def process_file(self, input_path, output_path):
+        output_path.write_text(str(int(input_path.read_text()) ** 2))
+
+
+class Squares(fsmw.Master):
+    def create_input_files(self):
+        for i in range(3):
+            self.create_input_file(f"t{i}", str(i))
+
+
+def test_a_worker_waits_for_the_store_to_appear(tmp_path):
+    store = tmp_path / "store"
+    master = Squares(store, progress=False)
+    sleeps = []
+
+    def master_starts_late():
+        sleeps.append(1)
+        if len(sleeps) == 3:  # the worker has waited a while: now the run happens
+            master.store.check(create=True)
+            master.begin_round()
+        if len(sleeps) == 6:  # what a master does at the end of its last round
+            master.store.write_stop({"role": "test"})
+            master.store.round(1).write_marker("CLOSED", "next: STOP\n")
+
+    worker = Squarer(store, 1, clock=Ticking(master_starts_late), worker_max_idle_secs=60)
+    assert worker.run() is fsmw.ExitCode.STOPPED
+    assert sorted(p.name for p in master.store.round_dir(1).glob("*.out")) == ["t0.out", "t1.out", "t2.out"]
+
+
+def test_a_store_that_never_appears_is_exit_code_1_naming_it(tmp_path, caplog):
+    worker = Squarer(tmp_path / "store", 1, clock=Ticking(), worker_max_idle_secs=30)
+    assert worker.run() is fsmw.ExitCode.ERROR
+    assert f"store {tmp_path / 'store'} did not appear within 30 s" in caplog.text
+
+
+class FlakyListings(FileSystem):
+    """Listing the round fails with EIO, then ESTALE, then works."""
+
+    def __init__(self):
+        self.errors = [errno.EIO, errno.ESTALE]
+
+    def listdir(self, path):
+        if "round-" in str(path) and self.errors:
+            code = self.errors.pop(0)
+            raise OSError(code, os.strerror(code))
+        return os.listdir(path)
+
+
+def test_store_errors_are_retried_and_the_work_gets_done(tmp_path):
+    master = Squares(tmp_path / "store", progress=False)
+    master.store.check(create=True)
+    master.begin_round()
+    fs = FlakyListings()
+
+    def stop_when_done():
+        if len(list(master.store.round_dir(1).glob("*.out"))) == 3:
+            master.store.write_stop({"role": "test"})
+            master.store.round(1).write_marker("CLOSED", "next: STOP\n")
+
+    worker = Squarer(master.store.root, 1, clock=Ticking(stop_when_done), fs=fs)
+    assert worker.run() is fsmw.ExitCode.STOPPED and fs.errors == []
+    assert master.step() is True
+
+
+class NoJournals(FileSystem):
+    """Every journal open fails (a full disk, say); nothing else does."""
+
+    @staticmethod
+    def open(path, flags, mode=0o777):
+        if "/.journal." in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.open(path, flags, mode)
+
+
+def test_a_journal_that_cannot_be_written_fails_no_task(tmp_path):
+    master = Squares(tmp_path / "store", progress=False)
+    master.store.check(create=True)
+    master.begin_round()
+    worker = Squarer(master.store.root, 1, clock=Ticking(), fs=NoJournals())
+    while worker.step() is fsmw.StepResult.WORKED:
+        pass
+    assert master.step() is True
+    assert not list(master.store.round_dir(1).glob("*.err.*"))
+    assert not list(master.store.round_dir(1).glob(".journal.*"))
+
+
+def test_the_master_removes_temps_it_has_seen_for_a_lease_when_the_round_closes(tmp_path):
+    planted = {}
+
+    class Planting(Squares):
+        def create_input_files(self):
+            super().create_input_files()
+            planted["dead"] = self.store.round_dir(self.round) / ".tmp.gone.1.deadbeef0"
+            planted["dead"].write_bytes(b"a writer that died")
+
+    clock = Ticking()
+    master = Planting(tmp_path / "store", progress=False, clock=clock, lease_secs=10)
+    worker = Squarer(tmp_path / "store", 1, clock=clock)
+
+    def a_lease_later():  # a late writer starts, and the tasks get done
+        if clock.t >= 10 and "young" not in planted:
+            planted["young"] = planted["dead"].with_name(".tmp.late.2.cafe0")
+            planted["young"].write_bytes(b"a live writer, late")
+            while worker.step() is fsmw.StepResult.WORKED:
+                pass
+
+    clock.during_sleep = a_lease_later
+    assert master.run().done == 3
+    assert not planted["dead"].exists() and planted["young"].exists()
