@@ -17,13 +17,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import List, Tuple
 
 import pytest
 
 from fsmw._core.owner import host_name
 from fsmw.cli.report_html import COLOURS, MAX_DETAILED
-from procs import PROGS, execution, fast_options, round_dir, wait_for
+from procs import PROGS, execution, fast_options, wait_for
+from support.stores import make_round
 
 sys.path.insert(0, str(PROGS))
 import browser  # noqa: E402
@@ -62,22 +63,6 @@ def line(task: str, start: float, secs: float, outcome: str = "published", kind:
          attempt: int = 1, worker: int = 1, host: str = "node1") -> dict:
     return dict(task=task, attempt=attempt, kind=kind, outcome=outcome, worker_id=worker, host=host,
                 pid=1000 + worker, job_id=None, claimed=T0 + start, ended=T0 + start + secs)
-
-
-def make_round(store: Path, number: int, tasks: List[str], outputs: List[str],
-               journal: Optional[List[dict]] = None, closed: bool = True) -> Path:
-    """A round directory as a run leaves it; journal lines go to one file per worker."""
-    rd = round_dir(store, number)
-    rd.mkdir(parents=True)
-    for name in ["SEALED"] + (["CLOSED"] if closed else []) + [f"{t}.in" for t in tasks] \
-            + [f"{t}.out" for t in outputs]:
-        (rd / name).write_text("x\n")
-    files: Dict[Tuple[str, object], List[str]] = {}
-    for entry in journal or []:
-        files.setdefault((entry["host"], entry["pid"]), []).append(json.dumps(entry))
-    for number, lines in enumerate(files.values()):
-        (rd / f".journal.node.{number}.0a1b2c3d").write_text("\n".join(lines) + "\n")
-    return rd
 
 
 # -- a real run --------------------------------------------------------------
@@ -130,7 +115,7 @@ def test_empty_store_gives_a_page_that_says_so(tmp_path):
     page = ok_report(store, out)
     assert "No rounds in this store yet" in page and "<svg" not in page
 
-    make_round(store, 1, ["a", "b", "c"], [], closed=False)  # sealed, nobody working yet
+    make_round(store, ["a", "b", "c"])  # sealed, nobody working yet
     page = ok_report(store, out)
     assert table_row(page, "1")[:7] == ["sealed", "3", "0", "0", "3", "0", "0"]
     assert "No attempts journaled yet" in page
@@ -138,8 +123,9 @@ def test_empty_store_gives_a_page_that_says_so(tmp_path):
 
 def test_rounds_are_counted_apart_and_together_and_can_be_picked(tmp_path):
     store, out = tmp_path / "store", tmp_path / "report.html"
-    make_round(store, 1, ["a", "b"], ["a", "b"], [line("a", 0, 2), line("b", 0, 4, worker=2)])
-    make_round(store, 2, ["a", "b", "c"], ["c"], [line("c", 5, 1)], closed=False)
+    make_round(store, ["a", "b"], outputs=["a", "b"], closed=True,
+               journal=[line("a", 0, 2), line("b", 0, 4, worker=2)])
+    make_round(store, ["a", "b", "c"], 2, outputs=["c"], journal=[line("c", 5, 1)])
     page = ok_report(store, out)
     assert table_row(page, "1")[:8] == ["closed", "2", "2", "0", "0", "0", "0", "2"]
     assert table_row(page, "2")[:8] == ["sealed", "3", "1", "0", "2", "0", "0", "1"]
@@ -160,7 +146,7 @@ def test_missing_store_and_bad_arguments_exit_1_naming_the_path(tmp_path):
         assert done.returncode == 1 and done.stdout == "" and not out.exists()
         assert done.stderr.count("\n") == 1 and str(store) in done.stderr and words in done.stderr
     store = tmp_path / "store"
-    make_round(store, 1, ["a"], ["a"])
+    make_round(store, ["a"], outputs=["a"], closed=True)
     done = report(store, out, "--round", "7")
     assert done.returncode == 1 and "has no round 7" in done.stderr and str(store) in done.stderr
     target = tmp_path / "no-dir" / "r.html"
@@ -173,7 +159,7 @@ def test_damaged_store_is_reported_without_the_damage(tmp_path):
     store, out = tmp_path / "store", tmp_path / "report.html"
     evil = "<img src=x onerror=alert(1)>"
     good = [line("t1", 0, 2), line(evil, 2, 1, "failed", host="<b>h</b>"), line("t2", 3, 1, worker=2)]
-    rd = make_round(store, 1, ["t1", "t2", evil], ["t1", "t2"], good)
+    rd = make_round(store, ["t1", "t2", evil], outputs=["t1", "t2"], journal=good, closed=True).round_dir(1)
     garbage = ["not json", '{"task": "t9", "attempt"', "[]", "42", "null", '"text"',
                '{"outcome": "published"}', json.dumps(dict(line("t3", 0, 1), claimed="soon")),
                json.dumps(dict(line("t4", 0, 1), claimed=1.0)),  # 1970: garbage
@@ -207,7 +193,7 @@ def test_100k_attempts_make_a_small_page_quickly(tmp_path):
     journal = [line(tasks[w * per_worker + k], k * 0.5, 0.45, worker=w,
                     outcome="failed" if k % 97 == 0 else "published")
                for w in range(workers) for k in range(per_worker)]
-    make_round(store, 1, [], [], journal)  # (no inputs or outputs: the journals are what counts)
+    make_round(store, [], journal=journal, closed=True)  # no inputs or outputs: the journals count
     started = time.monotonic()
     page = ok_report(store, out)
     secs = time.monotonic() - started
@@ -240,7 +226,7 @@ def test_page_renders_in_headless_chromium(tmp_path):
                line("c", 0, 3, "duplicate", worker=2), line("d", 3, 3, "interrupted", worker=2),
                line("d", 6, 2, kind="break", attempt=2, worker=2),
                line("e", 8, 2, kind="backup", attempt=2, worker=2)]
-    rd = make_round(store, 1, list("abcdef"), list("abcde"), journal, closed=False)
+    rd = make_round(store, list("abcdef"), outputs=list("abcde"), journal=journal).round_dir(1)
     claim = rd / "f.claim.1"  # a running task, its last heartbeat at 12 s
     started = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(T0 + 9))
     claim.write_text(f"task: f\nattempt: 1\nhost: node3\npid: 77\nworker_id: 3\nstarted: {started}\n")

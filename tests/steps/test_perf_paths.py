@@ -7,11 +7,13 @@ import threading
 import pytest
 
 import fsmw
-from fsmw import Clock, StepResult
+from fsmw import StepResult
 from fsmw._core import fsinfo as _fsinfo
 from fsmw._core.journal import FLUSH_SECS, Journal
 from fsmw._core.rounddir import RoundDir
 from fsmw._core.system import FileSystem
+from support.clock import FakeClock
+from support.stores import Squarer, make_round
 
 MOUNTINFO = """\
 22 1 253:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
@@ -74,11 +76,6 @@ class Squares(fsmw.Master):
         return len(self.seen) < 2
 
 
-class Squarer(fsmw.Worker):
-    def process_file(self, input_path, output_path):
-        output_path.write_text(str(int(input_path.read_text()) ** 2))
-
-
 def test_a_local_store_is_flushed_once_per_round_and_outputs_come_in_order(tmp_path):
     fs = Flushes()
     master = Squares(tmp_path / "store", progress=False, fs=fs)
@@ -117,17 +114,15 @@ class Counting(FileSystem):
         self.on, self.calls = False, []
         for name in ("listdir", "stat", "lstat", "open", "link", "unlink", "utime", "rename", "mkdir"):
             real = getattr(FileSystem, name)
-            setattr(self, name, lambda *a, _n=name, _r=real, **k: (self._count(_n), _r(*a, **k))[1])
+            setattr(self, name, lambda *a, _n=name, _r=real, **k: (self.count(_n), _r(*a, **k))[1])
 
-    def _count(self, name):
+    def count(self, name):
         if self.on:
             self.calls.append(name)
 
 
 def test_an_idle_pass_is_one_listing_and_nothing_else(tmp_path):
-    round_dir = tmp_path / "store" / "round-000001"
-    round_dir.mkdir(parents=True)
-    (round_dir / "SEALED").write_text("tasks: 0\n")
+    make_round(tmp_path / "store", {})
     fs = Counting()
     worker = Squarer(tmp_path / "store", 1, fs=fs)
     assert worker.step() is StepResult.IDLE  # entered the round: nothing to do
@@ -138,8 +133,8 @@ def test_an_idle_pass_is_one_listing_and_nothing_else(tmp_path):
 
 
 def test_journal_lines_are_written_at_once_after_a_quiet_spell_and_batched_in_bursts(tmp_path):
-    now = [100.0]
-    journal = Journal({"worker_id": 1, "host": "h", "pid": 2, "job_id": None}, clock=Clock(lambda: now[0]))
+    clock = FakeClock(100.0)
+    journal = Journal({"worker_id": 1, "host": "h", "pid": 2, "job_id": None}, clock=clock)
     round_dir = RoundDir(str(tmp_path), 1, FileSystem())
 
     def lines():
@@ -148,10 +143,10 @@ def test_journal_lines_are_written_at_once_after_a_quiet_spell_and_batched_in_bu
 
     journal.record(round_dir, "a", 1, "claim", "published", 1.0, 2.0)
     assert len(lines()) == 1  # nothing written for a while: at once
-    now[0] += FLUSH_SECS / 10
+    clock.advance(FLUSH_SECS / 10)
     journal.record(round_dir, "b", 1, "claim", "published", 2.0, 3.0)
     assert len(lines()) == 1  # a burst: held back
-    now[0] += FLUSH_SECS
+    clock.advance(FLUSH_SECS)
     journal.record(round_dir, "c", 1, "claim", "failed", 3.0, 4.0)
     assert [line.split(",")[0] for line in lines()] == ['{"task":"a"', '{"task":"b"', '{"task":"c"']
     journal.record(round_dir, "d", 2, "break", "published", 4.0, 5.0)

@@ -8,56 +8,20 @@ import pytest
 import fsmw
 from fsmw import StepResult, StoreError, TaskNameError
 from fsmw._core.atomic import write_replace
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-class Squarer(fsmw.Worker):
-    fail = ()
-
-    def process_file(self, input_path, output_path):
-        n = int(input_path.read_text())
-        if n in self.fail:
-            raise ValueError(f"no square for {n}")
-        output_path.write_text(str(n * n))
-
-
-def listing(store, number=1):
-    """The round's files, without the attempt journals and the workers' claim tokens."""
-    return sorted(n for n in os.listdir(store.round_dir(number))
-                  if not n.startswith((".journal.", ".worker.")))
-
-
-def make_round(root, tasks, number=1, sealed=True):
-    store = fsmw.Store(root)
-    store.round_dir(number).mkdir(parents=True)
-    for name, value in tasks.items():
-        write_replace(store.task_file(number, name, "in"), str(value).encode())
-    if sealed:
-        write_replace(store.marker(number, "SEALED"), b"")
-    return store
-
-
-def foreign_claim(store, task, gen=1, number=1):
-    path = store.task_file(number, task, "claim", gen)
-    path.write_bytes(b"host: elsewhere\npid: 1\nworker_id: 9\n")
-    return path
+from fsmw._worker.claimer import Claimer
+from fsmw._worker.pending import PendingTasks
+from support.clock import FakeClock
+from support.stores import Squarer, foreign_claim, listing, make_round
 
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock()
 
 
 def worker(root, clock, **options):
     options.setdefault("lease_secs", 10)
-    return Squarer(root, worker_id=1, clock=clock, sleep=lambda s: None, **options)
+    return Squarer(root, worker_id=1, clock=clock, **options)
 
 
 def test_step_claims_runs_and_publishes_one_task(tmp_path, clock):
@@ -77,7 +41,7 @@ def test_claimed_task_is_left_alone_while_its_lease_is_live(tmp_path, clock):
     w = worker(tmp_path, clock)
     for _ in range(5):
         assert w.step() is StepResult.IDLE
-        clock.now += 9
+        clock.advance(9)
         os.utime(claim, ns=(os.stat(claim).st_mtime_ns + 10**9,) * 2)  # heartbeat moves
     assert not store.task_file(1, "a", "out").exists()
 
@@ -87,7 +51,7 @@ def test_stale_claim_is_broken_recorded_and_redone(tmp_path, clock):
     stale = foreign_claim(store, "a")
     w = worker(tmp_path, clock)
     assert w.step() is StepResult.IDLE
-    clock.now += 10
+    clock.advance(10)
     assert w.step() is StepResult.WORKED
     assert store.task_file(1, "a", "out").read_text() == "9"
     assert "broken_by" in stale.read_text()  # broken: a record of the break took its name
@@ -101,7 +65,7 @@ def test_busy_worker_redoes_a_dead_claim_before_pending_work(tmp_path, clock):
     stale = foreign_claim(store, "dead")
     w = worker(tmp_path, clock)
     assert w.step() is StepResult.WORKED  # observes the claim, then takes pending work
-    clock.now += 10
+    clock.advance(10)
     assert w.step() is StepResult.WORKED
     assert store.task_file(1, "dead", "out").read_text() == "1"
     assert "broken_by" in stale.read_text()
@@ -113,7 +77,7 @@ def test_a_claim_being_broken_is_not_broken_again_by_a_second_judge(tmp_path, cl
     foreign_claim(store, "t", gen=1)  # a dead holder
     second_judge = worker(tmp_path, clock)
     assert second_judge.step() is StepResult.IDLE
-    clock.now += 11
+    clock.advance(11)
     # The moment inside the first judge's break: it has won generation 2 and
     # recorded the lost attempt, but not yet removed generation 1.
     foreign_claim(store, "t", gen=2)
@@ -124,21 +88,22 @@ def test_a_claim_being_broken_is_not_broken_again_by_a_second_judge(tmp_path, cl
 
 
 def test_a_generation_used_since_the_listing_is_skipped(tmp_path, clock):
-    class Spy(Squarer):
-        def process_file(self, input_path, output_path):
-            self.claims = sorted(p.name for p in input_path.parent.glob("t.claim.*"))
-            super().process_file(input_path, output_path)
-
     store = make_round(tmp_path, {"t": 1})
-    late = Spy(tmp_path, clock=clock)
-    late.enter_round(1)
-    late._pending.relist()  # the listing shows no claim and no error: it would try generation 1
+    round_dir = store.round(1)
+    pending = PendingTasks(round_dir, clock, pace=0.0, reuse_secs=5.0, max_attempts=3)
+    claimer = Claimer(round_dir, {"host": "here", "worker_id": 1}, clock)
+    pending.begin_pass()  # lists: no claim and no error, so t is pending at generation 1
     # Attempt 1 came and went: its claim stays, with its error record.
-    write_replace(store.task_file(1, "t", "claim", 1), b"host: elsewhere\n")
+    foreign_claim(store, "t", gen=1)
     write_replace(store.task_file(1, "t", "err", 1), b"error: boom\n")
-    assert late.step() is StepResult.WORKED
-    assert late.claims == ["t.claim.1", "t.claim.2"]
-    assert listing(store) == ["SEALED", "t.claim.1", "t.claim.2", "t.err.1", "t.in", "t.out"]
+    view = pending.begin_pass()  # the next pass reuses that listing: it is fresh
+    assert view.next_gen("t") == 1
+    claim = pending.next_claim(claimer)  # generation 1 is lost, a new listing shows why
+    assert claim is not None and (claim.task, claim.gen) == ("t", 2)
+    assert listing(store) == ["SEALED", "t.claim.1", "t.claim.2", "t.err.1", "t.in"]
+    assert store.task_file(1, "t", "claim", 1).read_text().startswith("host: elsewhere")
+    claim.release()
+    claimer.close()
 
 
 def test_free_fcntl_lock_means_dead_holder_when_existence_is_not_the_lock(tmp_path, clock):
@@ -146,7 +111,7 @@ def test_free_fcntl_lock_means_dead_holder_when_existence_is_not_the_lock(tmp_pa
     foreign_claim(store, "a")  # no process holds its lock
     w = worker(tmp_path, clock, take_lockfile_existence_as_lock=False)
     assert w.step() is StepResult.IDLE  # grace for a claim still being locked
-    clock.now += 1
+    clock.advance(1)
     assert w.step() is StepResult.WORKED
     assert store.task_file(1, "a", "out").exists()
 
@@ -157,7 +122,7 @@ def test_overdue_task_gets_one_backup_near_the_end_of_the_round(tmp_path, clock)
     original = foreign_claim(store, "a")
     w = worker(tmp_path, clock, process_secs=5, lockfile_timeout_threshold=0.5)
     assert w.step() is StepResult.IDLE
-    clock.now += 5
+    clock.advance(5)
     os.utime(original)  # the original is alive
     assert w.step() is StepResult.WORKED
     assert original.exists()
@@ -169,7 +134,7 @@ def test_no_backup_before_the_round_is_sealed(tmp_path, clock):
     original = foreign_claim(store, "a")
     w = worker(tmp_path, clock, process_secs=5, lockfile_timeout_threshold=1.0)
     w.step()
-    clock.now += 6
+    clock.advance(6)
     os.utime(original)
     assert w.step() is StepResult.IDLE
 
@@ -304,7 +269,7 @@ def test_new_master_sends_workers_of_an_abandoned_round_onward(tmp_path, clock):
         def create_input_files(self):
             self.create_input_file("new", "6")
 
-    m = Once(tmp_path, sleep=lambda s: w.step())
+    m = Once(tmp_path, clock=FakeClock(on_sleep=lambda secs: w.step()))  # the worker steps meanwhile
     summary = m.run()
     assert summary.done == 1 and m.round == 2
     assert (tmp_path / "round-000001" / "CLOSED").read_text().startswith("abandoned")

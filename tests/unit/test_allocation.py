@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from fsmw import Clock
 from fsmw._worker.allocation import Allocation, parse_slurm_duration
+from support.clock import FakeClock
 
 
-class Squeue(Clock):
+class Squeue(FakeClock):
     """A clock standing still at 100 s whose helper processes answer like squeue."""
 
     def __init__(self, answer):
-        super().__init__(now=lambda: 100.0)
+        super().__init__(100.0)
         self.answer, self.asked = answer, []
 
     def run_helper(self, argv, timeout=30.0):

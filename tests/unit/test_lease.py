@@ -3,48 +3,41 @@
 import os
 
 from fsmw._core.lease import LeaseJudge
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
+from support.clock import FakeClock
 
 
 def test_unchanged_heartbeat_ages_on_the_judges_clock(tmp_path):
-    clock = Clock()
-    judge = LeaseJudge(clock)
+    clock = FakeClock(1000.0)
+    judge = LeaseJudge(clock.now)
     path = tmp_path / "t.claim.1"
     path.write_bytes(b"")
     os.utime(path, (0, 0))  # an mtime decades "old" says nothing by itself
     assert judge.observe("t.claim.1", os.stat(path)).unchanged_secs == 0
-    clock.now += 30
+    clock.advance(30)
     obs = judge.observe("t.claim.1", os.stat(path))
     assert obs.unchanged_secs == 30 and obs.seen_secs == 30
 
 
 def test_a_moved_heartbeat_resets_the_age_whatever_its_value(tmp_path):
-    clock = Clock()
-    judge = LeaseJudge(clock)
+    clock = FakeClock(1000.0)
+    judge = LeaseJudge(clock.now)
     path = tmp_path / "t.claim.1"
     path.write_bytes(b"")
     judge.observe("t.claim.1", os.stat(path))
-    clock.now += 50
+    clock.advance(50)
     os.utime(path, (1, 1))  # a skewed host stamps an mtime far in the past
     obs = judge.observe("t.claim.1", os.stat(path))
     assert obs.unchanged_secs == 0 and obs.seen_secs == 50
 
 
 def test_a_new_file_under_the_same_name_is_a_new_claim(tmp_path):
-    clock = Clock()
-    judge = LeaseJudge(clock)
+    clock = FakeClock(1000.0)
+    judge = LeaseJudge(clock.now)
     path = tmp_path / "t.claim.1"
     path.write_bytes(b"")
     judge.observe("t.claim.1", os.stat(path))
     keep = open(path)  # keep the inode alive so the number is not reused
-    clock.now += 50
+    clock.advance(50)
     os.unlink(path)
     path.write_bytes(b"")
     obs = judge.observe("t.claim.1", os.stat(path))
@@ -53,7 +46,7 @@ def test_a_new_file_under_the_same_name_is_a_new_claim(tmp_path):
 
 
 def test_forgetting_claims_no_longer_listed():
-    judge = LeaseJudge(Clock())
+    judge = LeaseJudge(FakeClock(1000.0).now)
     st = os.stat(".")
     judge.observe("a", st)
     judge.observe("b", st)
