@@ -2,6 +2,7 @@
 
 import errno
 import fcntl
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -20,15 +21,16 @@ def in_dir(path, fs=REAL_FS):
     return RoundDir(str(path), 1, fs)
 
 
-def _race(path):
+def _race(path, index, start, done, won):
+    """One racer: link at the same moment as the others, hold what it won until all have tried."""
     token = _token.Token(in_dir(path.parent), {"host": "h"})
+    start.wait()
     claim = token.claim(path, "t", 1)
-    won = 0 if claim is None else 1
-    time.sleep(0.05)
+    won[index] = claim is not None
+    done.wait()
     if claim is not None:
         claim.release()
     token.close()
-    return won
 
 
 def _probe(path):
@@ -42,10 +44,23 @@ def probe_elsewhere(path):
 
 
 def test_exactly_one_of_many_processes_wins_a_generation(tmp_path):
-    path = tmp_path / "t.claim.1"
-    with ProcessPoolExecutor(8) as pool:
-        wins = list(pool.map(_race, [path] * 8))
-    assert sum(wins) == 1
+    path, racers = tmp_path / "t.claim.1", 8
+    ctx = multiprocessing.get_context()
+    start, done = ctx.Barrier(racers, timeout=30), ctx.Barrier(racers, timeout=30)
+    won = ctx.Array("b", racers)
+    procs = [ctx.Process(target=_race, args=(path, i, start, done, won)) for i in range(racers)]
+    try:
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(40)
+        assert [proc.exitcode for proc in procs] == [0] * racers
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join(10)
+    assert sum(won) == 1
     assert os.listdir(tmp_path) == []  # released claims and closed tokens leave nothing
 
 
@@ -65,24 +80,25 @@ def test_token_claims_link_one_inode_that_tells_the_owner_and_is_locked(tmp_path
     assert sorted(os.listdir(tmp_path)) == ["a.claim.1", "b.claim.3"]
 
 
-def test_a_lost_generation_returns_none_and_an_nfs_retransmitted_win_counts(tmp_path, monkeypatch):
-    token = _token.Token(in_dir(tmp_path), {})
+def test_a_lost_generation_returns_none_and_an_nfs_retransmitted_win_counts(tmp_path):
+    class Retransmitting(FileSystem):
+        @staticmethod
+        def link(src, dst):  # the reply to a LINK that did happen got lost
+            os.link(src, dst)
+            raise FileExistsError(errno.EEXIST, "File exists")
+
     _claims.try_claim(tmp_path / "t.claim.1", "t", 1, b"other").close()
+    token = _token.Token(in_dir(tmp_path, Retransmitting()), {})
     assert token.claim(tmp_path / "t.claim.1", "t", 1) is None
-    real_link = os.link
-
-    def link_then_eexist(src, dst):  # the reply to a LINK that did happen got lost
-        real_link(src, dst)
-        raise FileExistsError(errno.EEXIST, "File exists")
-
-    monkeypatch.setattr(os, "link", link_then_eexist)
     assert token.claim(tmp_path / "t.claim.2", "t", 2) is not None
     token.close()
 
 
-def test_token_rotates_before_the_link_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr(_token.Token, "MAX_LINKS", 3)
-    token = _token.Token(in_dir(tmp_path), {})
+def test_token_rotates_before_the_link_limit(tmp_path):
+    class ThreeLinks(_token.Token):
+        MAX_LINKS = 3
+
+    token = ThreeLinks(in_dir(tmp_path), {})
     claims = [token.claim(tmp_path / f"t{i}.claim.1", f"t{i}", 1) for i in range(5)]
     # The token's own name counts as a link: two claims per token, then a new one.
     assert [c.ino for c in claims].count(claims[0].ino) == 2
