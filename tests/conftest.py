@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from procs import Procs
+from support.procs import Procs
 
 DEFAULT_TIME_LIMIT_SECS = 60.0
 

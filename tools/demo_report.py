@@ -3,7 +3,7 @@
 Usage, from the repository root: python -m tools.demo_report OUT.png [WORKDIR]
 
 A master hands out 48 tasks of 0.2-1.5 s to three workers (the test programs
-of tests/progs) on a fresh store with a 1.5 s lease and straggler backups
+of tests/support/apps) on a fresh store with a 1.5 s lease and straggler backups
 (``lockfile_timeout_threshold=0.25``).  t0007 fails once, t0023 every time;
 the worker running t0010 is SIGKILLed a second into it (another breaks its
 claim a lease later) and a new worker starts; the one running t0030 gets
@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.procs import Procs, execution, fast_options, wait_for
-from tests.progs import browser
+from tests.support.apps import browser
+from tests.support.procs import Procs, execution, fast_options, wait_for
 
 TASKS = 48
 

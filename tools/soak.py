@@ -10,7 +10,7 @@ and how long each killed worker's task took to start again.
 Usage, from the repository root (``make soak``):
     python -m tools.soak [--runs N] [--fs local,gluster] [--tasks T] [--seed S]
 The ``gluster`` file system needs root (it brings up the lab of tools.lab.gluster).
-The master, workers and reader are the test programs of tests/progs.
+The master, workers and reader are the test apps of tests/support/apps.
 Exits 1 if any run lost, duplicated or tore anything.
 """
 
@@ -26,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.procs import PROGS, Procs, executions, fast_options, names, round_dir
+from tests.support.procs import PROGS, Procs, executions, fast_options
+from tests.support.stores import names, round_dir
 from tools.lab.gluster import Lab
 
 LEASE = 2.0

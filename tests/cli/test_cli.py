@@ -15,7 +15,8 @@ import sys
 import pytest
 
 from fsmw import ExitCode
-from procs import executions, fast_options, names, round_dir, wait_for
+from support.procs import executions, fast_options, wait_for
+from support.stores import names, round_dir
 
 
 def fsmw(*args, timeout=60):

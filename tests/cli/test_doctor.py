@@ -22,7 +22,7 @@ from fsmw.cli import doctor as _doctor
 from fsmw.cli.doctor.races import TRIALS
 from fsmw._core.owner import host_name, safe_host
 from fsmw.cli import main
-from procs import wait_for
+from support.procs import wait_for
 
 ALPHA = ("import sys, fsmw.cli.doctor as d; d.host_name = d.safe_host = lambda: 'alpha'; "
          "from fsmw.cli import main; sys.exit(main(sys.argv[1:]))")

@@ -2,7 +2,7 @@
 
 The command always runs as ``python -m fsmw report`` in a subprocess with a
 deadline.  Hand-made stores put journal lines where workers would; the browser
-test renders a page in headless Chromium (``tests/progs/browser.py``, which
+test renders a page in headless Chromium (``support/apps/browser.py``, which
 kills the browser's process group afterwards) and looks at its DOM and pixels.
 """
 
@@ -23,11 +23,9 @@ import pytest
 
 from fsmw._core.owner import host_name
 from fsmw.cli.report_html import COLOURS, MAX_DETAILED
-from procs import PROGS, execution, fast_options, wait_for
+from support.apps import browser
+from support.procs import execution, fast_options, wait_for
 from support.stores import make_round
-
-sys.path.insert(0, str(PROGS))
-import browser  # noqa: E402
 
 T0 = time.time() - 600  # hand-made runs happened ten minutes ago
 BAR = re.compile(r'<g><title>([^<]*)</title>(.*?)</g>')

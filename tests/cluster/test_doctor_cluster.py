@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from procs import wait_for
+from support.procs import wait_for
 
 pytestmark = pytest.mark.time_limit(120)
 

@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from procs import executions, fast_options, faketime_env, names, round_dir, wait_for
+from support.procs import executions, fast_options, faketime_env, wait_for
+from support.stores import names, round_dir
 
 LEASE = 4.0
 MARGIN = 6.0  # a noisy 2-core machine running five FUSE daemons

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import LAB_DIR, skip_or_fail
-from procs import round_dir, wait_for
+from support.procs import wait_for
+from support.stores import round_dir
 from tools.lab.slurm import Slurm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +63,7 @@ def test_slurm_submit_runs_master_and_worker_array(slurm, tmp_path, record):
 def test_workers_record_their_slurm_job_id_in_claims(slurm, tmp_path):
     store = tmp_path / "store"
     gate = tmp_path / "go"
-    progs = ROOT / "tests" / "progs"
+    progs = ROOT / "tests" / "support" / "apps"
     config = tmp_path / "worker.json"
     config.write_text('{"store": "%s", "worker_id": 1, "options": {"worker_idle_sleep_secs": 0.2},'
                       ' "wait": {"*": ["%s"]}}' % (store, gate))

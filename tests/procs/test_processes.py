@@ -1,6 +1,6 @@
 """Multi-process tests: a real master and real workers (OS processes) on a real store.
 
-The programs are in ``tests/progs``: a configurable worker, master and reader.
+The programs are the test apps in ``tests/support/apps``: a configurable worker, master and reader.
 Workers record every ``process_file`` call as a marker file, so a test can count
 executions; outputs carry the writer's pid and a checksum.  Every wait has a
 deadline, and the ``procs`` fixture kills and reaps every child afterwards.
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from fsmw import ExitCode
-from procs import (execution, executions, fast_options, faketime_env, names, round_dir,
-                   wait_for)
+from support.procs import execution, executions, fast_options, faketime_env, wait_for
+from support.stores import names, round_dir
 
 STOPPED, ERROR, IDLE_TIMEOUT, INTERRUPTED = (int(c) for c in (
     ExitCode.STOPPED, ExitCode.ERROR, ExitCode.IDLE_TIMEOUT, ExitCode.INTERRUPTED))

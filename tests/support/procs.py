@@ -1,6 +1,6 @@
 """Helpers of the multi-process tests: launch, watch and always reap child processes.
 
-:class:`Procs` starts every child (the programs in ``tests/progs``), sends each
+:class:`Procs` starts every child (the test apps in ``support/apps``), sends each
 one's stdout and stderr to its own log file, and on exit kills and reaps every
 child still alive, stopped ones included.  :func:`wait_for` waits for a
 condition with a deadline; tests never sleep a fixed time for correctness.
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, TypeVar
 
-PROGS = Path(__file__).resolve().parent / "progs"
+PROGS = Path(__file__).resolve().parent / "apps"  # the test apps, run by path
 T = TypeVar("T")
 
 
@@ -151,15 +151,7 @@ class Procs:
                 pass
 
 
-# -- looking at a store -----------------------------------------------------
-def round_dir(store: Path, number: int = 1) -> Path:
-    return Path(store, f"round-{number:06d}")
-
-
-def names(directory: Path, pattern: str = "*") -> List[str]:
-    return sorted(p.name for p in Path(directory).glob(pattern))
-
-
+# -- what the test workers leave (markers of their process_file calls) --------
 def executions(markers: Path, task: str, rnd: int = 1) -> List[dict]:
     """The process_file calls the test workers recorded for one task, in order."""
     found = []
