@@ -1,7 +1,8 @@
 """Promises the README makes about failures around the store, shown in one process with seams.
 
-A fake clock makes sleeps instant (and lets a test act while a master or
-worker "sleeps"); a FileSystem subclass injects the errors.
+The fake clock (``support.clock.FakeClock``) makes sleeps instant and lets
+a test act while a master or worker "sleeps"; a FileSystem subclass injects
+the errors.
 """
 
 from __future__ import annotations
@@ -11,24 +12,8 @@ import os
 
 import fsmw
 from fsmw._core.system import FileSystem
-
-
-class Ticking(fsmw.Clock):
-    """A clock whose sleeps pass at once; ``during_sleep()`` runs at each sleep."""
-
-    def __init__(self, during_sleep=lambda: None):
-        self.t = 0.0
-        super().__init__(now=lambda: self.t)
-        self.during_sleep = during_sleep
-
-    def sleep(self, secs, wake=None):
-        self.t += max(secs, 0.001)
-        self.during_sleep()
-
-
-class Squarer(fsmw.Worker):
-    def process_file(self, input_path, output_path):
-        output_path.write_text(str(int(input_path.read_text()) ** 2))
+from support.clock import FakeClock
+from support.stores import Squarer
 
 
 class Squares(fsmw.Master):
@@ -42,7 +27,7 @@ def test_a_worker_waits_for_the_store_to_appear(tmp_path):
     master = Squares(store, progress=False)
     sleeps = []
 
-    def master_starts_late():
+    def master_starts_late(secs):
         sleeps.append(1)
         if len(sleeps) == 3:  # the worker has waited a while: now the run happens
             master.store.check(create=True)
@@ -51,13 +36,13 @@ def test_a_worker_waits_for_the_store_to_appear(tmp_path):
             master.store.write_stop({"role": "test"})
             master.store.round(1).write_marker("CLOSED", "next: STOP\n")
 
-    worker = Squarer(store, 1, clock=Ticking(master_starts_late), worker_max_idle_secs=60)
+    worker = Squarer(store, 1, clock=FakeClock(on_sleep=master_starts_late), worker_max_idle_secs=60)
     assert worker.run() is fsmw.ExitCode.STOPPED
     assert sorted(p.name for p in master.store.round_dir(1).glob("*.out")) == ["t0.out", "t1.out", "t2.out"]
 
 
 def test_a_store_that_never_appears_is_exit_code_1_naming_it(tmp_path, caplog):
-    worker = Squarer(tmp_path / "store", 1, clock=Ticking(), worker_max_idle_secs=30)
+    worker = Squarer(tmp_path / "store", 1, clock=FakeClock(), worker_max_idle_secs=30)
     assert worker.run() is fsmw.ExitCode.ERROR
     assert f"store {tmp_path / 'store'} did not appear within 30 s" in caplog.text
 
@@ -81,12 +66,12 @@ def test_store_errors_are_retried_and_the_work_gets_done(tmp_path):
     master.begin_round()
     fs = FlakyListings()
 
-    def stop_when_done():
+    def stop_when_done(secs):
         if len(list(master.store.round_dir(1).glob("*.out"))) == 3:
             master.store.write_stop({"role": "test"})
             master.store.round(1).write_marker("CLOSED", "next: STOP\n")
 
-    worker = Squarer(master.store.root, 1, clock=Ticking(stop_when_done), fs=fs)
+    worker = Squarer(master.store.root, 1, clock=FakeClock(on_sleep=stop_when_done), fs=fs)
     assert worker.run() is fsmw.ExitCode.STOPPED and fs.errors == []
     assert master.step() is True
 
@@ -105,7 +90,7 @@ def test_a_journal_that_cannot_be_written_fails_no_task(tmp_path):
     master = Squares(tmp_path / "store", progress=False)
     master.store.check(create=True)
     master.begin_round()
-    worker = Squarer(master.store.root, 1, clock=Ticking(), fs=NoJournals())
+    worker = Squarer(master.store.root, 1, clock=FakeClock(), fs=NoJournals())
     while worker.step() is fsmw.StepResult.WORKED:
         pass
     assert master.step() is True
@@ -122,17 +107,17 @@ def test_the_master_removes_temps_it_has_seen_for_a_lease_when_the_round_closes(
             planted["dead"] = self.store.round_dir(self.round) / ".tmp.gone.1.deadbeef0"
             planted["dead"].write_bytes(b"a writer that died")
 
-    clock = Ticking()
+    clock = FakeClock()
     master = Planting(tmp_path / "store", progress=False, clock=clock, lease_secs=10)
     worker = Squarer(tmp_path / "store", 1, clock=clock)
 
-    def a_lease_later():  # a late writer starts, and the tasks get done
-        if clock.t >= 10 and "young" not in planted:
+    def a_lease_later(secs):  # a late writer starts, and the tasks get done
+        if clock.secs >= 10 and "young" not in planted:
             planted["young"] = planted["dead"].with_name(".tmp.late.2.cafe0")
             planted["young"].write_bytes(b"a live writer, late")
             while worker.step() is fsmw.StepResult.WORKED:
                 pass
 
-    clock.during_sleep = a_lease_later
+    clock.on_sleep = a_lease_later
     assert master.run().done == 3
     assert not planted["dead"].exists() and planted["young"].exists()
