@@ -24,7 +24,9 @@ from fsmw._core.owner import host_name, safe_host
 from fsmw.cli import main
 from support.procs import wait_for
 
-ALPHA = ("import sys, fsmw.cli.doctor as d; d.host_name = d.safe_host = lambda: 'alpha'; "
+# A doctor on host "alpha": the host name is set before fsmw is imported, so its
+# FileSystem seam (FileSystem.hostname) answers "alpha"; no fsmw name is patched.
+ALPHA = ("import socket, sys; socket.gethostname = lambda: 'alpha'; "
          "from fsmw.cli import main; sys.exit(main(sys.argv[1:]))")
 HOLDER = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644); "
           "fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('ready', flush=True); time.sleep(60)")
