@@ -7,7 +7,7 @@ This is the one home of the rules that several roles share:
     ``<task>.failed`` once its error records reach ``max_attempts``
     (:meth:`RoundDir.record_failure`, :meth:`RoundDir.mark_failed`), whoever
     notices it: the attempt's holder, a judge that broke its claim, a worker
-    or master that finds a poisoned task, ``fsmw requeue``;
+    or master that finds a poisoned task;
   * a stale claim is broken by one procedure (:meth:`RoundDir.break_claim`),
     for workers and for ``fsmw requeue --stale`` alike: record the lost
     attempt, then rename a record of the break over the claim, which fences
@@ -130,9 +130,18 @@ class RoundDir:
         return write_new(self.file(task, names.FAILED), failed_record(attempts, last), fs=self.fs)
 
     def mark_poisoned(self, view: RoundView, limit: int) -> List[str]:
-        """Mark failed every task ``view`` shows at the attempt limit; the ones this call marked."""
+        """Mark failed every task ``view`` shows at the attempt limit; the ones this call marked.
+
+        ``view`` may be seconds old: a task is marked only if a fresh look
+        (three ``lstat``) finds it still unfinished and no newer attempt
+        claimed since (a backup, or a worker allowed more attempts).
+        """
         return [task for task, gens in view.poisoned(limit).items()
-                if self.mark_failed(task, len(gens), max(gens))]
+                if not self.finished(task) and not self._claimed(task, view.next_gen(task))
+                and self.mark_failed(task, len(gens), max(gens))]
+
+    def _claimed(self, task: str, gen: int) -> bool:
+        return self.has(names.file_name(task, names.CLAIM, gen))
 
     def last_error(self, task: str, gens: Sequence[int]) -> str:
         """The one-line error of ``task``'s latest error record."""

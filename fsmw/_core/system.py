@@ -121,19 +121,17 @@ class Clock:
         now: monotonic seconds (judging leases, pacing); default ``time.monotonic``.
         sleep: sleeps that many seconds; default ``time.sleep``.
         rng: random draws (jitter, where workers start walking the queue).
+        wall: wall-clock seconds (journal times, a claim's ``started``).
     """
 
     def __init__(self, now: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
-                 rng: Optional[random.Random] = None) -> None:
+                 rng: Optional[random.Random] = None,
+                 wall: Callable[[], float] = time.time) -> None:
         self.now = now
         self._sleep = sleep
         self.rng = rng or random.Random()
-
-    @staticmethod
-    def time() -> float:
-        """Wall-clock seconds since the epoch, for records people read."""
-        return time.time()
+        self.time = wall  # wall-clock seconds since the epoch, for records people read
 
     def sleep(self, secs: float, wake: Optional[threading.Event] = None) -> None:
         """Sleep ``secs`` seconds, or until ``wake`` is set (real clock only)."""

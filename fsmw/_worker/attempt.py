@@ -36,7 +36,7 @@ from .._core import layout as names
 from .._core.atomic import fsync_path, temp_path, unlink_quietly
 from .._core.claims import Claim
 from .._core.rounddir import RoundDir
-from .._core.system import REAL_FS, Clock
+from .._core.system import O_READ, REAL_FS, Clock
 from .._options import Options
 from .heartbeat import Heartbeat
 from .stopping import StopSwitch, WorkerInterrupted
@@ -53,6 +53,18 @@ def scratch_dir(options: Options) -> Iterator[Optional[Path]]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _copy_out(round_dir: RoundDir, source: str, local: str) -> None:
+    """Copy a store file (read through the store's fs) to a local scratch file."""
+    fs = round_dir.fs
+    fd = fs.open(source, O_READ)
+    try:
+        with open(local, "wb") as out:
+            for chunk in iter(lambda: fs.read(fd, 1 << 20), b""):
+                out.write(chunk)
+    finally:
+        fs.close(fd)
 
 
 class OutputMissing(Exception):
@@ -100,7 +112,7 @@ class Attempt:
             source = round_dir.file(claim.task, names.IN)
             if self._scratch is not None:
                 local_in = temp_path(self._scratch)
-                shutil.copyfile(source, local_in)
+                _copy_out(round_dir, source, local_in)
             self._stop.run_abortable(self._process_file, Path(local_in or source), Path(out_tmp))
             outcome = self._publish(round_dir, claim, out_tmp)
             return outcome

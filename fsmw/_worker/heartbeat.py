@@ -17,7 +17,9 @@ class Heartbeat:
     """One thread per worker that touches the claim held at the moment.
 
     It wakes every ``interval`` seconds; a claim held for less than that is
-    never touched, so short tasks cost no heartbeat call at all.  A claim
+    never touched, so short tasks cost no heartbeat call at all.  The thread
+    comes from ``clock.start_thread`` and waits on a ``clock.event()``: a
+    simulation that runs virtual time replaces both.  A claim
     found broken is logged once (the attempt's result will be discarded).
     """
 

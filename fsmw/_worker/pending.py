@@ -66,6 +66,8 @@ class PendingTasks:
         won = self._claim(claimer)
         if won is None and not self._listed:
             self._clock.sleep(self._pace.wait_secs(), self._wake)  # paced: wait, do not back off
+            if self._wake is not None and self._wake.is_set():
+                return None  # stopped meanwhile: claim nothing more
             self.relist()
             self._listed = True
             won = self._claim(claimer)

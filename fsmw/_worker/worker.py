@@ -178,7 +178,7 @@ class Worker:
         limit = self.options.worker_max_idle_secs
         if error is not None:
             raise StoreError(f"store {self.store.root} kept failing for {limit:.0f} s: {error}")
-        if not self.store.check(may_appear=True):
+        if not self.store.check(writable=False, may_appear=True):
             raise StoreError(f"store {self.store.root} did not appear within {limit:.0f} s; "
                              f"is the master running?")
         self.log.warning("no work for %.0f s; exiting", limit)

@@ -18,14 +18,14 @@ from .._core.journal import read_journals
 from .._core.records import error_line, parse_record
 from .._core.rounddir import RoundDir
 from .._core.store import Store
-from .._core.system import Clock
+from .._core.system import REAL_CLOCK
 from .._core.view import RoundView, scan_names
 
 
 def store_now(store: Store) -> Tuple[float, bool]:
     """(now in the file system's clock, True) or (this host's clock, False)."""
     now = fs_now(store.root, store.fs)
-    return (Clock.time(), False) if now is None else (now, True)
+    return (REAL_CLOCK.time(), False) if now is None else (now, True)
 
 
 @dataclass
