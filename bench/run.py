@@ -369,7 +369,7 @@ def render(rows, a, idle, notes, checks) -> str:
         md += ["", f"Idle: {idle['workers']} fsmw workers at default settings on an open round with "
                f"nothing pending made {idle['listings']} listings in {idle['window_s']:.0f} s "
                f"({idle['per_s']:.1f}/s in total) and {idle['other_calls']} other file-system calls."]
-    md += ["", "Targets (issue 5), each a ratio from this run:", ""]
+    md += ["", "Targets, each a ratio from this run:", ""]
     md += [f"- {'met' if ok else 'NOT met'}: {text}" for ok, text in checks]
     md += [f"- note: {n}" for n in notes]
     return "\n".join(md) + "\n"
