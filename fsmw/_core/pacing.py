@@ -1,6 +1,6 @@
 """Backoff and pacing: how long a master or worker waits before it looks again.
 
-Two rules, used by master polls, idle workers and listings alike:
+Three rules, used by master polls, idle workers and listings alike:
 
 * :class:`Backoff`: a pause that doubles, up to a cap, while nothing
   changes, and is drawn with jitter so that many pollers spread out (full
@@ -12,6 +12,9 @@ Two rules, used by master polls, idle workers and listings alike:
   server work per entry, so a multiple of its cost bounds the share of the
   server one poller takes (the factor is 0 or 1 on a local file system,
   where a listing costs only the poller's own time).
+* :class:`Rate`: the master polls again at about half the time its round
+  should still take at the rate seen so far (quickly at first and near the
+  end, rarely in between).
 
 Property: a poller that sees nothing new looks again after at most ``cap``
 seconds (plus the pace floor), and never more often than the pace allows.
@@ -70,3 +73,22 @@ class Pace:
     def floor(self) -> float:
         """The least pause after the last look."""
         return self.factor * self.cost
+
+
+class Rate:
+    """A round's finishing rate since the first poll, and the time left at that rate (master polls)."""
+
+    def __init__(self, began: float) -> None:
+        self._began = began
+        self._at_start: Optional[int] = None
+        self._seen = -1
+
+    def time_left(self, finished: int, total: int, now: float) -> Optional[float]:
+        """Seconds left at the rate so far (None: nothing new since the last poll)."""
+        if self._at_start is None:
+            self._at_start = finished
+        if finished == self._seen:
+            return None
+        self._seen = finished
+        rate = (finished - self._at_start) / (now - self._began) if now > self._began else 0.0
+        return 0.0 if rate <= 0 else (total - finished) / rate

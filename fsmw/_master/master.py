@@ -35,7 +35,7 @@ from .._core import layout as names
 from .._core.errors import StoreError, TaskNameError
 from .._core.fsinfo import fsync_wanted, is_local, sync_file_system
 from .._core.owner import owner_facts
-from .._core.pacing import Backoff, Pace
+from .._core.pacing import Backoff, Pace, Rate
 from .._core.store import Store
 from .._core.system import Clock, FileSystem, as_clock
 from .._core.view import RoundTracker, RoundView
@@ -232,11 +232,18 @@ class Master:
         backoff = Backoff(FIRST_POLL_SECS, self.options.master_idle_sleep_secs, self._clock.rng.uniform,
                           low=0.5)
         pace = Pace(1.0 if is_local(self._round_dir.path, self.store.fs) else POLL_PACE, self._clock.now)
-        rate = _Rate(self._clock.now())
+        rate = Rate(self._clock.now())
+        failing_since: Optional[float] = None
         while True:
             started = self._clock.now()
-            if self.step():
-                break
+            try:
+                if self.step():
+                    break
+                failing_since = None
+            except Stopped:
+                raise
+            except OSError as exc:  # a flaky mount (EIO, ESTALE...): back off and retry
+                failing_since = self._listing_failed(exc, failing_since)
             pace.measure(started)
             finished = len(self._done) + len(self._view.failed)
             left = rate.time_left(finished, len(self._tasks), self._clock.now())
@@ -246,6 +253,16 @@ class Master:
                 backoff.reset(left / 2)
             self._clock.sleep(max(backoff.draw(), pace.floor()))
         self._tally()
+
+    def _listing_failed(self, exc: OSError, since: Optional[float]) -> float:
+        """Log a failed poll; give up (StoreError) once polls have failed for ``lease_secs``."""
+        now = self._clock.now()
+        since = now if since is None else since
+        if now - since >= self.options.lease_secs:
+            raise StoreError(f"store {self.store.root} kept failing for "
+                             f"{self.options.lease_secs:.0f} s: {exc}") from exc
+        self.log.warning("store error, will retry: %s", exc)
+        return since
 
     def _tally(self) -> None:
         """Add the current round's results, as of the last poll, to the summary."""
@@ -273,21 +290,3 @@ class Master:
     def _prefix(self, msg: str, kwargs: Any) -> Tuple[str, Any]:  # LoggerAdapter.process
         return self._log_prefix + msg, kwargs
 
-
-class _Rate:
-    """The round's finishing rate since the first poll, and the time left at that rate."""
-
-    def __init__(self, began: float) -> None:
-        self._began = began
-        self._at_start: Optional[int] = None
-        self._seen = -1
-
-    def time_left(self, finished: int, total: int, now: float) -> Optional[float]:
-        """Seconds left at the rate so far (None: nothing new since the last poll)."""
-        if self._at_start is None:
-            self._at_start = finished
-        if finished == self._seen:
-            return None
-        self._seen = finished
-        rate = (finished - self._at_start) / (now - self._began) if now > self._began else 0.0
-        return 0.0 if rate <= 0 else (total - finished) / rate

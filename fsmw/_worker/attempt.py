@@ -10,7 +10,8 @@ Protocol for an attempt holding claim ``<task>.claim.<g>``:
      it is published with ``link`` onto
      ``<task>.out``; if a result is already there, or the claim was lost, this
      one is discarded and a ``.dup`` record says so;
-  4. an exception in 2 or 3 leaves ``<task>.err.<g>`` with the traceback,
+  4. an exception in 2 or 3 leaves ``<task>.err.<g>`` with the traceback
+     (``SystemExit`` and other BaseExceptions too, which then end the worker),
      host, worker, attempt and duration, and marks the task failed once
      ``max_attempts`` attempts have failed;
   5. the claim file is kept as the record of generation ``g`` (see
@@ -24,6 +25,7 @@ and a claim broken by someone else is never removed by its old holder.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import traceback
@@ -42,13 +44,31 @@ from .heartbeat import Heartbeat
 from .stopping import StopSwitch, WorkerInterrupted
 
 
+def scratch_parent(options: Options) -> Optional[str]:
+    """Where ``use_tmp`` makes its scratch directory (None without ``use_tmp``).
+
+    Raises:
+        ValueError: naming ``tmp_folder`` if it is not a writable directory.
+    """
+    if not options.use_tmp:
+        return None
+    folder = options.tmp_folder or tempfile.gettempdir()
+    what = ("does not exist" if not os.path.exists(folder) else "is not a directory"
+            if not os.path.isdir(folder) else None if os.access(folder, os.W_OK | os.X_OK)
+            else "is not writable by this user")
+    if what:
+        raise ValueError(f"tmp_folder {folder} {what} (use_tmp makes a private scratch directory there)")
+    return folder
+
+
 @contextmanager
 def scratch_dir(options: Options) -> Iterator[Optional[Path]]:
     """A private local scratch directory for ``use_tmp`` (None without it), removed after."""
-    if not options.use_tmp:
+    folder = scratch_parent(options)
+    if folder is None:
         yield None
         return
-    path = Path(tempfile.mkdtemp(prefix="fsmw-worker-", dir=options.tmp_folder))
+    path = Path(tempfile.mkdtemp(prefix="fsmw-worker-", dir=folder))
     try:
         yield path
     finally:
@@ -124,6 +144,10 @@ class Attempt:
             body = traceback.format_exc()
             self._record_failure(round_dir, claim, exc, body, self._clock.now() - started)
             return Outcome.FAILED_ATTEMPT
+        except BaseException as exc:  # SystemExit and the like: record the attempt, then let it end us
+            body = traceback.format_exc()
+            self._record_failure(round_dir, claim, exc, body, self._clock.now() - started)
+            raise
         finally:
             self._heartbeat.hold(None)
             if outcome is None or self._scratch is not None:  # else publishing removed it

@@ -42,7 +42,7 @@ from .._core.store import Store
 from .._core.system import Clock, FileSystem, as_clock
 from .._options import Options, make_options
 from .allocation import Allocation
-from .attempt import Attempt, Outcome, scratch_dir
+from .attempt import Attempt, Outcome, scratch_dir, scratch_parent
 from .claimer import Claimer
 from .heartbeat import Heartbeat
 from .pending import PendingTasks
@@ -96,6 +96,7 @@ class Worker:
                  sleep: Optional[Callable[[float], None]] = None, fs: Optional[FileSystem] = None,
                  **kwargs: Any) -> None:
         self.options = make_options(options, kwargs)
+        scratch_parent(self.options)  # a bad tmp_folder is an error now, not at the first task
         self.store = Store(store, fs)
         self.worker_id = worker_id
         self._clock = as_clock(clock, sleep)
@@ -265,6 +266,10 @@ class Worker:
             self._journal.record(round_dir, claim.task, claim.gen, claim.kind, "interrupted",
                                  claimed, self._clock.time())
             return StepResult.INTERRUPTED
+        except BaseException:  # SystemExit in process_file: the attempt is recorded, the worker ends
+            self._journal.record(round_dir, claim.task, claim.gen, claim.kind, "failed",
+                                 claimed, self._clock.time())
+            raise
         self._journal.record(round_dir, claim.task, claim.gen, claim.kind, outcome.value,
                              claimed, self._clock.time())
         if outcome is not Outcome.FAILED_ATTEMPT:

@@ -31,6 +31,7 @@ from .._core.lease import LeaseJudge
 from .._core.owner import owner_facts
 from .._core.records import format_record
 from .._core.rounddir import RoundDir
+from .._core.errors import StoreError
 from .._core.store import Store
 from .._core.atomic import unlink_quietly
 from .._core.system import REAL_CLOCK, Clock, FileSystem
@@ -42,6 +43,9 @@ REQUEUED_BY = "fsmw requeue"
 def stop_command(args: argparse.Namespace) -> int:
     store = Store(args.store)
     store.check()
+    if not store.rounds() and not store.stopped():
+        raise StoreError(f"{store.root} is not an fsmw store: it has no round directory "
+                         f"(is the path right, or has the master not started yet?)")
     store.write_stop(dict(owner_facts("fsmw stop", None, os.environ), reason="stopped with fsmw stop"))
     print(f"wrote {store.stop_file}: the master returns at its next poll; workers exit once "
           f"nothing is left to claim in their round (SIGTERM ends them now)")

@@ -238,3 +238,12 @@ def test_master_progress_on_a_terminal_and_in_a_log(tmp_path):
             assert "\rround 1 [" in text and "5/5" in text
         else:  # a log file gets whole lines, the last one at the end of the round
             assert "round 1 [" in text and "\r" not in text and "5/5" in text
+
+
+def test_stop_on_a_directory_that_is_not_a_store_is_an_error(tmp_path):
+    (tmp_path / "plain").mkdir()
+    code, out, err = fsmw("stop", tmp_path / "plain")
+    assert code == 1 and out == "" and "is not an fsmw store" in err and str(tmp_path / "plain") in err
+    assert not (tmp_path / "plain" / "STOP").exists()
+    code, _, err = fsmw("stop", tmp_path / "nowhere")
+    assert code == 1 and "does not exist" in err

@@ -8,7 +8,10 @@ the errors.
 from __future__ import annotations
 
 import errno
+import sys
 import os
+
+import pytest
 
 import fsmw
 from fsmw._core.system import FileSystem
@@ -121,3 +124,50 @@ def test_the_master_removes_temps_it_has_seen_for_a_lease_when_the_round_closes(
     clock.on_sleep = a_lease_later
     assert master.run().done == 3
     assert not planted["dead"].exists() and planted["young"].exists()
+
+
+
+class FailingRoundListings(FileSystem):
+    """Listing a round fails with EIO ``times`` times (for ever if None), then works."""
+
+    def __init__(self, times):
+        self.times = times
+
+    def listdir(self, path):
+        if "round-" in str(path) and (self.times is None or self.times > 0):
+            self.times = None if self.times is None else self.times - 1
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return os.listdir(path)
+
+
+def test_the_master_retries_a_failing_listing_and_gives_up_after_a_lease(tmp_path):
+    clock = FakeClock()
+    worker = Squarer(tmp_path / "store", 1, clock=clock)
+    clock.on_sleep = lambda secs: [None for _ in iter(worker.step, fsmw.StepResult.IDLE)]
+    fs = FailingRoundListings(2)
+    master = Squares(tmp_path / "store", progress=False, clock=clock, fs=fs)
+    assert master.run().done == 3 and fs.times == 0  # two failed polls, then the round is collected
+
+    stuck = Squares(tmp_path / "other", progress=False, clock=FakeClock(), lease_secs=30,
+                    fs=FailingRoundListings(None))
+    with pytest.raises(fsmw.StoreError, match="kept failing for 30 s: .*Input/output error"):
+        stuck.run()
+
+
+def test_sys_exit_in_process_file_records_the_attempt_frees_the_task_and_ends_the_worker(tmp_path):
+    class Quitter(fsmw.Worker):
+        def process_file(self, input_path, output_path):
+            sys.exit(7)
+
+    master = Squares(tmp_path / "store", progress=False)
+    master.store.check(create=True)
+    master.begin_round()
+    with pytest.raises(SystemExit) as exited:
+        Quitter(master.store.root, 1, clock=FakeClock()).run()
+    assert exited.value.code == 7
+    round_dir = master.store.round(1)
+    (record,) = [n for n in round_dir.listing() if ".err." in n]
+    assert b"error: SystemExit: 7" in round_dir.read(record)
+    view = round_dir.scan()
+    assert view.running() == {} and sorted(view.pending()) == ["t0", "t1", "t2"]  # free for others
+    assert not [n for n in round_dir.listing() if n.startswith(".worker.")]  # the token is gone

@@ -48,3 +48,13 @@ def test_begin_round_makes_the_next_round_with_its_inputs_sealed(tmp_path):
     assert master.store.marker(2, "SEALED").read_text() == "tasks: 2\n"
     with pytest.raises(fsmw.StoreError, match="already exists"):
         master.begin_round(1)
+
+
+def test_a_bad_tmp_folder_is_refused_when_the_worker_is_made(tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for folder, words in ((tmp_path / "nowhere", "does not exist"), (a_file, "is not a directory")):
+        with pytest.raises(ValueError, match=f"tmp_folder {folder} {words}"):
+            Nothing(tmp_path, 1, use_tmp=True, tmp_folder=str(folder))
+    Nothing(tmp_path, 1, use_tmp=False, tmp_folder=str(tmp_path / "nowhere"))  # unused: no check
+    Nothing(tmp_path, 1, use_tmp=True, tmp_folder=str(tmp_path))
