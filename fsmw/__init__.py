@@ -14,7 +14,8 @@ from ._master.summary import Failure, Summary
 from ._options import Options
 from ._core.store import Store
 from ._core.system import Clock
-from ._worker.worker import ExitCode, StepResult, Worker
+from ._worker.codes import ExitCode, StepResult
+from ._worker.worker import Worker
 
 __all__ = [
     "Clock",

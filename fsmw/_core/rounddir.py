@@ -167,13 +167,7 @@ class RoundDir:
         name = names.file_name(task, names.CLAIM, gen)
         owner = parse_record(self.read(name))
         error = f"lease expired: claim {name} not refreshed for {silent_secs:.1f} s ({who(owner)})"
-        if note:
-            error += f" ({note})"
-        facts = dict(task=task, attempt=gen, **{k: owner.get(k, "?") for k in
-                                                 ("host", "pid", "worker_id", "job_id", "started")},
-                     broken_by=broken_by, error=error)
-        write_new(self.file(task, names.ERR, gen), format_record(facts), fs=self.fs)
-        fence(self.join(name), format_record(dict(broken_by=broken_by, error=error)), self.fs)
+        self._end_attempt(task, gen, owner, broken_by, error + (f" ({note})" if note else ""))
         if max_attempts is None:  # fsmw requeue: the workers judge the limit
             return error, False
         attempts = self.count_errors(task, gen)
@@ -181,6 +175,40 @@ class RoundDir:
         if exhausted:
             self.mark_failed(task, attempts, gen)
         return error, exhausted
+
+    def _end_attempt(self, task: str, gen: int, owner: Mapping[str, str], broken_by: str,
+                     error: str) -> None:
+        """Record attempt ``gen`` as ended by ``broken_by``, then fence its holder."""
+        facts = dict(task=task, attempt=gen, **{k: owner.get(k, "?") for k in
+                                                 ("host", "pid", "worker_id", "job_id", "started")},
+                     broken_by=broken_by, error=error)
+        write_new(self.file(task, names.ERR, gen), format_record(facts), fs=self.fs)
+        fence(self.file(task, names.CLAIM, gen), format_record(dict(broken_by=broken_by, error=error)),
+              self.fs)
+
+    # -- closing: the one home of "closed means closed" ---------------------------
+    def close(self, text: str, closed_by: str) -> Tuple[RoundView, List[str]]:
+        """Write ``CLOSED``, then end every attempt still live on a task without a result.
+
+        Ending an attempt fences its holder (see ``break_claim``), so a late
+        result of a closed round is discarded as ``.dup``, never published
+        as ``.out``.
+
+        Returns:
+            (the listing taken after CLOSED, the tasks whose attempts were ended).
+        """
+        self.write_marker(names.CLOSED, text + "\n")
+        view = self.scan()
+        ended = []
+        for task, gens in view.claims.items():
+            if task in view.outputs:
+                continue
+            for gen in [g for g in gens if g not in view.errors.get(task, ())]:
+                owner = parse_record(self.read(names.file_name(task, names.CLAIM, gen)))
+                self._end_attempt(task, gen, owner, closed_by,
+                                  f"the round was closed while attempt {gen} ran ({who(owner)})")
+                ended.append(task)
+        return view, ended
 
     # -- repairs -----------------------------------------------------------------
     def set_aside(self, task: str, kind: str, gen: Optional[int]) -> None:

@@ -283,8 +283,10 @@ class Master:
 
     def _close_round(self, number: int, text: str) -> None:
         round_dir = self.store.round(number)
-        round_dir.write_marker(names.CLOSED, text + "\n")
-        for name in self._temps.dead(round_dir.scan().temps):
+        view, ended = round_dir.close(text, f"master {self._facts['host']}/{self._facts['pid']}")
+        for task in ended:
+            self.log.info("round %d closed while task %s ran: its result will be discarded", number, task)
+        for name in self._temps.dead(view.temps):
             round_dir.unlink(name)
 
     def _prefix(self, msg: str, kwargs: Any) -> Tuple[str, Any]:  # LoggerAdapter.process

@@ -56,5 +56,6 @@ class Heartbeat:
                 self._log.warning("heartbeat on %s failed: %s", claim.path, exc)
                 continue
             if not alive and claim.fd >= 0:
-                self._log.warning("claim %s was broken by another worker (no heartbeat seen for "
-                                  "lease_secs); our result will be discarded", claim.name)
+                self._log.warning("claim %s is no longer ours (broken by another worker that saw no "
+                                  "heartbeat for lease_secs, or the round was closed); our result "
+                                  "will be discarded", claim.name)

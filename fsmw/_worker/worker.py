@@ -24,7 +24,6 @@ of the task times it has seen).
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 from pathlib import Path
@@ -44,38 +43,17 @@ from .._options import Options, make_options
 from .allocation import Allocation
 from .attempt import Attempt, Outcome, scratch_dir, scratch_parent
 from .claimer import Claimer
+from .codes import EXITS, ExitCode, StepResult
 from .heartbeat import Heartbeat
 from .pending import PendingTasks
 from .recovery import Recovery, TaskTimes
 from .stopping import StopSwitch, WorkerInterrupted
 
 LISTING_REUSE_SECS = 5.0
+LOOK_SECS = 1.0  # how often a worker looks for STOP and its round's CLOSED
 LISTING_PACE = 4.0
 FIRST_IDLE_SLEEP_SECS = 0.05
 _log = logging.getLogger("fsmw.worker")
-
-
-class ExitCode(enum.IntEnum):
-    """What :meth:`Worker.run` returns; suitable for ``sys.exit``."""
-
-    STOPPED = 0  # the master wrote the stop file
-    ERROR = 1  # the store is unusable, or fsmw itself failed
-    IDLE_TIMEOUT = 3  # no work for worker_max_idle_secs
-    INTERRUPTED = 4  # SIGTERM, SIGINT or SIGUSR1
-    OUT_OF_TIME = 5  # the allocation's time left is shorter than a task
-
-
-class StepResult(enum.Enum):
-    WORKED = "worked"
-    IDLE = "idle"
-    STOP = "stop"
-    INTERRUPTED = "interrupted"
-    OUT_OF_TIME = "out of time"
-
-
-_EXITS = {StepResult.STOP: (ExitCode.STOPPED, "stop file found"),
-          StepResult.INTERRUPTED: (ExitCode.INTERRUPTED, "interrupted"),
-          StepResult.OUT_OF_TIME: (ExitCode.OUT_OF_TIME, "less allocation left than a task takes")}
 
 
 class Worker:
@@ -111,6 +89,7 @@ class Worker:
         self._round: Optional[Tuple[Claimer, PendingTasks]] = None
         self._closed_round = 0
         self._next_judging = float("-inf")
+        self._next_look = float("-inf")
         self._pace: Optional[float] = None  # LISTING_PACE on shared file systems, else 0
         self.tasks_done = 0
         self._journal = Journal(self._facts, self.store.fs, self._clock)
@@ -154,8 +133,8 @@ class Worker:
         idle_since = self._clock.now()
         while True:
             result, error = self._step_or_retry()
-            if result in _EXITS:
-                code, why = _EXITS[result]
+            if result in EXITS:
+                code, why = EXITS[result]
                 self.log.info("%s after %d tasks; exiting", why, self.tasks_done)
                 return code
             if result is StepResult.WORKED:
@@ -192,6 +171,9 @@ class Worker:
             return StepResult.INTERRUPTED
         if self._allocation.too_short(self._times.typical_secs()):
             return StepResult.OUT_OF_TIME
+        told = self._look_around()
+        if told is not None:
+            return told
         if self._round is None:
             found = self._find_round()
             if found is not StepResult.WORKED:
@@ -236,6 +218,18 @@ class Worker:
             return StepResult.IDLE
         self.enter_round(rounds[-1])
         return StepResult.WORKED
+
+    def _look_around(self) -> Optional[StepResult]:
+        """At most once a second: on STOP start nothing new; on CLOSED leave the round."""
+        now = self._clock.now()
+        if now < self._next_look:
+            return None
+        self._next_look = now + LOOK_SECS
+        if self.store.stopped():
+            return StepResult.STOP
+        if self._round is not None and self._claimer.round.has(names.CLOSED):
+            return self._follow_closed_round()
+        return None
 
     def _follow_closed_round(self) -> StepResult:
         self._closed_round = self._claimer.round.number

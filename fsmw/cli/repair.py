@@ -1,9 +1,10 @@
 """``fsmw stop``, ``requeue`` and ``clean``: repairs that never touch live work.
 
-* ``stop`` writes the stop file: a waiting master returns its summary
-  (marked stopped) at its next poll and closes the round; workers leave a
-  round only when nothing is left to claim there, then find the stop file
-  and exit (SIGTERM ends them at once).
+* ``stop`` writes the stop file: workers start no new task and exit at
+  their next poll (they look for it at most once a second), a running task
+  is finished first; a waiting master returns its summary (marked stopped)
+  at its next poll and closes the round, which ends the attempts still
+  running there (their results become ``.dup``).
 * ``requeue --failed`` makes failed tasks of open rounds pending again: their
   error records and used claims are renamed ``<name>.requeued`` (kept for
   reading, no longer counted) *before* the failure mark goes, so no worker
@@ -47,8 +48,8 @@ def stop_command(args: argparse.Namespace) -> int:
         raise StoreError(f"{store.root} is not an fsmw store: it has no round directory "
                          f"(is the path right, or has the master not started yet?)")
     store.write_stop(dict(owner_facts("fsmw stop", None, os.environ), reason="stopped with fsmw stop"))
-    print(f"wrote {store.stop_file}: the master returns at its next poll; workers exit once "
-          f"nothing is left to claim in their round (SIGTERM ends them now)")
+    print(f"wrote {store.stop_file}: workers start no new task and exit within about a second of "
+          f"their next poll; the master returns at its next poll")
     return 0
 
 

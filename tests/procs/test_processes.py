@@ -134,7 +134,7 @@ def test_hung_worker_resumed_late_does_not_replace_the_result(procs, tmp_path, n
     new_ino = new_claim.stat().st_ino
 
     hung.signal(signal.SIGCONT)  # the hung worker notices it was fenced...
-    hung.wait_log("was broken by another worker", 20)
+    hung.wait_log("is no longer ours (broken by another worker", 20)
     assert new_claim.stat().st_ino == new_ino, "the resumed worker touched the new owner's claim"
 
     if new_owner_first:  # ...the new owner publishes, then the late result arrives

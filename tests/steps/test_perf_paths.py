@@ -121,15 +121,20 @@ class Counting(FileSystem):
             self.calls.append(name)
 
 
-def test_an_idle_pass_is_one_listing_and_nothing_else(tmp_path):
+def test_an_idle_pass_is_one_listing_and_a_look_for_stop_and_closed_once_a_second(tmp_path):
     make_round(tmp_path / "store", {})
-    fs = Counting()
-    worker = Squarer(tmp_path / "store", 1, fs=fs)
+    fs, clock = Counting(), FakeClock()
+    worker = Squarer(tmp_path / "store", 1, fs=fs, clock=clock)
     assert worker.step() is StepResult.IDLE  # entered the round: nothing to do
     fs.on = True
     for _ in range(3):
+        clock.advance(0.3)
         assert worker.step() is StepResult.IDLE
     assert fs.calls == ["listdir"] * 3
+    fs.calls.clear()
+    clock.advance(0.2)  # a second since the last look: STOP and CLOSED, one lstat each
+    assert worker.step() is StepResult.IDLE
+    assert fs.calls == ["lstat", "lstat", "listdir"]
 
 
 def test_journal_lines_are_written_at_once_after_a_quiet_spell_and_batched_in_bursts(tmp_path):

@@ -225,7 +225,7 @@ def test_heartbeat_reports_fencing_once(tmp_path):
         time.sleep(0.05)  # further beats must not report it again
     finally:
         beat.close()
-    assert len(log.warnings) == 1 and "t.claim.1 was broken" in log.warnings[0]
+    assert len(log.warnings) == 1 and "t.claim.1 is no longer ours" in log.warnings[0]
     claim.close()
 
 
