@@ -38,16 +38,23 @@ from __future__ import annotations
 
 import errno
 import logging
-from typing import Optional
+from typing import Optional, Set, Tuple
 
 from .atomic import unlink_quietly, write_temp
-from .system import (GONE, LOCK_EX_NB, LOCK_SH_NB, O_CREATE_RW, O_READ, REAL_CLOCK, REAL_FS, Clock,
+from .system import (GONE, at_fork, LOCK_EX_NB, LOCK_SH_NB, O_CREATE_RW, O_READ, REAL_CLOCK, REAL_FS, Clock,
                      FileSystem, PathLike)
 
 log = logging.getLogger("fsmw.claims")
 
 _BUSY = frozenset((errno.EACCES, errno.EAGAIN))
 _BAD_FD = frozenset((errno.EBADFD, errno.EBADF))
+# fcntl locks belong to the process, not to an object: a probe of a file this
+# process has locked succeeds against its own lock, and closing the probe's
+# descriptor drops that lock.  So the files this process holds locked (by
+# (st_dev, st_ino)) are never probed: several Workers in one process are safe.
+_HELD_HERE: Set[Tuple[int, int]] = set()
+at_fork(_HELD_HERE.clear)  # a child inherits no fcntl lock
+LockKey = Optional[Tuple[int, int]]
 
 
 def _locks_unsupported(fs: FileSystem, path: PathLike, exc: OSError) -> None:
@@ -67,7 +74,7 @@ class Claim:
     """
 
     def __init__(self, path: PathLike, ino: int, fd: int, task: str, gen: int, own_fd: bool,
-                 fs: FileSystem = REAL_FS, clock: Clock = REAL_CLOCK) -> None:
+                 fs: FileSystem = REAL_FS, clock: Clock = REAL_CLOCK, lock: LockKey = None) -> None:
         self.path = str(path)
         self.ino = ino
         self.fd = fd
@@ -76,6 +83,7 @@ class Claim:
         self.fenced = False
         self.kind = "claim"  # or "break" / "backup": how it was won (for the journal)
         self._own_fd = own_fd
+        self._lock_key = lock
         self._fs = fs
         self._lock = clock.lock()
 
@@ -145,6 +153,7 @@ class Claim:
 
     def _close(self) -> None:
         if self.fd >= 0 and self._own_fd:
+            drop_lock(self._lock_key)
             self._fs.close(self.fd)  # drops the fcntl lock
         self.fd = -1
 
@@ -180,28 +189,36 @@ def try_claim(path: PathLike, task: str, gen: int, owner: bytes, use_fcntl: bool
         return None
     try:
         fs.write(fd, owner)
-        if use_fcntl and fs.locks_ok:
-            take_lock(fd, path, fs, clock)
-        return Claim(path, fs.fstat(fd).st_ino, fd, task, gen, True, fs, clock)
+        key = take_lock(fd, path, fs, clock) if use_fcntl and fs.locks_ok else None
+        return Claim(path, fs.fstat(fd).st_ino, fd, task, gen, True, fs, clock, key)
     except BaseException:
         fs.close(fd)
         unlink_quietly(path, fs)
         raise
 
 
-def take_lock(fd: int, path: PathLike, fs: FileSystem = REAL_FS, clock: Clock = REAL_CLOCK) -> None:
-    """Take the fcntl witness lock on a new claim or token (see the module docstring)."""
+def take_lock(fd: int, path: PathLike, fs: FileSystem = REAL_FS, clock: Clock = REAL_CLOCK) -> LockKey:
+    """Take the fcntl witness lock on a new claim or token; the key to :func:`drop_lock` it by."""
     for _ in range(200):
         try:
             fs.lockf(fd, LOCK_EX_NB)
-            return
+            st = fs.fstat(fd)
+            _HELD_HERE.add((st.st_dev, st.st_ino))
+            return (st.st_dev, st.st_ino)
         except OSError as exc:
             if exc.errno not in _BUSY:
                 _locks_unsupported(fs, path, exc)
-                return
+                return None
         # A judge is probing our brand-new claim; its shared lock lasts microseconds.
         clock.sleep(0.001)
     log.warning("could not lock new claim %s: a prober kept it busy", path)
+    return None
+
+
+def drop_lock(key: LockKey) -> None:
+    """Forget a lock this process is about to release (by closing its descriptor)."""
+    if key is not None:
+        _HELD_HERE.discard(key)
 
 
 def holder_gone(path: PathLike, fs: FileSystem = REAL_FS) -> Optional[bool]:
@@ -214,6 +231,9 @@ def holder_gone(path: PathLike, fs: FileSystem = REAL_FS) -> Optional[bool]:
     if not fs.locks_ok:
         return None
     try:
+        st = fs.stat(path)
+        if (st.st_dev, st.st_ino) in _HELD_HERE:
+            return False  # held by this very process (another Worker object here): alive
         fd = fs.open(path, O_READ)
     except OSError:
         return None

@@ -59,8 +59,7 @@ class Token:
         fd = fs.open(self.path, O_CREATE_RW, 0o666)
         try:
             self._write(fd, "", 0)
-            if fs.locks_ok:
-                claims.take_lock(fd, self.path, fs, self._clock)
+            self._lock_key = claims.take_lock(fd, self.path, fs, self._clock) if fs.locks_ok else None
             self.ino = fs.fstat(fd).st_ino
         except BaseException:
             fs.close(fd)
@@ -109,5 +108,6 @@ class Token:
     def close(self) -> None:
         if self.fd >= 0:
             unlink_quietly(self.path, self._fs)  # before closing: see Claim.release
+            claims.drop_lock(self._lock_key)
             self._fs.close(self.fd)
             self.fd = -1

@@ -61,3 +61,24 @@ def test_closing_a_round_leaves_finished_and_ended_attempts_alone(tmp_path):
     assert ended == [] and view.closed
     assert (store.round_dir(1) / "a.claim.1").read_bytes() == b"host: h\n"
     assert (store.round_dir(1) / "b.err.1").read_bytes() == b"error: boom\n"
+
+
+def test_two_workers_in_one_process_never_take_each_others_live_claims(tmp_path):
+    store = make_round(tmp_path, {"a": 1, "b": 2})
+    clock = FakeClock()
+    # Free fcntl locks would count as dead holders: the case where probing a sibling goes wrong.
+    options = dict(clock=clock, take_lockfile_existence_as_lock=False, lease_secs=60)
+    sibling = Squarer(tmp_path, 2, **options)
+
+    class Busy(Squarer):
+        def process_file(self, input_path, output_path):
+            self.seen = [sibling.step()]  # the sibling first sees our claim (and does the other task)
+            clock.advance(5.0)  # longer than the grace after which a free lock means a dead holder
+            self.seen.append(sibling.step())  # ...and judges it again while we hold it
+            super().process_file(input_path, output_path)
+
+    busy = Busy(tmp_path, 1, **options)
+    assert busy.step() is fsmw.StepResult.WORKED
+    assert busy.seen == [fsmw.StepResult.WORKED, fsmw.StepResult.IDLE]
+    assert not list(store.round_dir(1).glob("*.err.*"))  # nothing was broken
+    assert sorted(p.name for p in store.round_dir(1).glob("*.out")) == ["a.out", "b.out"]
