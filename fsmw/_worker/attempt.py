@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 from .._core import layout as names
 from .._core.atomic import fsync_path, temp_path, unlink_quietly
 from .._core.claims import Claim
+from .._core.errors import FsmwError
 from .._core.rounddir import RoundDir
 from .._core.system import O_READ, REAL_FS, Clock
 from .._options import Options
@@ -196,13 +197,28 @@ class Attempt:
         round_dir.write_duplicate(claim.task, dict(self._facts, attempt=claim.gen, reason=why))
         return Outcome.DUPLICATE
 
+    def _give_back(self, claim: Claim, failed: OSError) -> None:
+        """Our own record cannot be written (ENOSPC, EIO...): release the claim now rather
+        than leave it live until a judge breaks it a lease later; if even that fails, end."""
+        self._log.warning("cannot record the failed attempt of task %s (%s): giving it back",
+                          claim.task, failed)
+        try:
+            claim.release()
+        except OSError as again:
+            raise FsmwError(f"cannot record the failed attempt {claim.name} ({failed}) nor give "
+                            f"it back ({again}); exiting: its lease decides") from again
+
     def _record_failure(self, round_dir: RoundDir, claim: Claim, exc: BaseException, body: str,
                         duration: float) -> None:
         error = f"{type(exc).__name__}: {exc}".replace("\n", " ")
         facts = dict(task=claim.task, attempt=claim.gen, **self._facts,
                      duration_secs=f"{duration:.3f}", error=error)
         limit = self._options.max_attempts
-        attempts, marked = round_dir.record_failure(claim.task, claim.gen, facts, body, limit)
+        try:
+            attempts, marked = round_dir.record_failure(claim.task, claim.gen, facts, body, limit)
+        except OSError as failed:
+            self._give_back(claim, failed)
+            raise
         self._log.warning("task %s attempt %d failed (%d of %d): %s", claim.task, claim.gen,
                           attempts, limit, error)
         if marked:

@@ -16,7 +16,7 @@ import pytest
 import fsmw
 from fsmw._core.system import FileSystem
 from support.clock import FakeClock
-from support.stores import Squarer
+from support.stores import Squarer, make_round
 
 
 class Squares(fsmw.Master):
@@ -171,3 +171,41 @@ def test_sys_exit_in_process_file_records_the_attempt_frees_the_task_and_ends_th
     view = round_dir.scan()
     assert view.running() == {} and sorted(view.pending()) == ["t0", "t1", "t2"]  # free for others
     assert not [n for n in round_dir.listing() if n.startswith(".worker.")]  # the token is gone
+
+
+class NoRecords(FileSystem):
+    """Error records cannot be published (a full disk); ``unlinks`` may fail too."""
+
+    def __init__(self, unlinks_fail=False):
+        self.unlinks_fail = unlinks_fail
+
+    @staticmethod
+    def link(src, dst):
+        if ".err." in str(dst):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        os.link(src, dst)
+
+    def unlink(self, path):
+        if self.unlinks_fail and ".claim." in str(path):
+            raise OSError(errno.EIO, "Input/output error")
+        os.unlink(path)
+
+
+class Failing(fsmw.Worker):
+    def process_file(self, input_path, output_path):
+        raise ValueError("boom")
+
+
+def test_a_failure_that_cannot_be_recorded_gives_the_task_back_at_once(tmp_path):
+    store = make_round(tmp_path, {"a": 1})
+    worker = Failing(tmp_path, 1, clock=FakeClock(), fs=NoRecords())
+    with pytest.raises(OSError, match="No space left"):
+        worker.step()
+    view = store.round(1).scan()
+    assert view.claims == {} and view.pending() == ["a"]  # no live claim is left behind
+
+
+def test_when_the_claim_cannot_be_given_back_either_the_worker_exits(tmp_path):
+    make_round(tmp_path, {"a": 1})
+    worker = Failing(tmp_path, 1, clock=FakeClock(), fs=NoRecords(unlinks_fail=True))
+    assert worker.run() is fsmw.ExitCode.ERROR
