@@ -25,9 +25,11 @@ class Options:
         max_attempts: failed attempts (exceptions or lost leases) before a task
             is marked failed.
         process_secs: expected run time of one task in seconds, for straggler
-            backups; ``None`` means three times the median run time seen.
+            backups; ``None`` means three times the median run time seen, or
+            ``lease_secs`` before a worker has done a task.
         lockfile_timeout_threshold: fraction of the round still unfinished below
-            which idle workers start backup copies of overdue tasks (0 disables).
+            which workers start backup copies of overdue tasks (also when no
+            task of the round is left to start; 0 disables).
         master_idle_sleep_secs: longest pause, in seconds, between the master's
             polls of a running round.
         worker_idle_sleep_secs: longest pause, in seconds, between an idle

@@ -28,10 +28,12 @@ gflags.DEFINE_integer("num_problems", 100, "Number of integers the example maste
 gflags.DEFINE_integer("num_rounds", 1, "Number of rounds the example master runs.")
 gflags.DEFINE_float("process_secs", _D.process_secs, "Expected seconds per task; idle workers "
                     "start a backup copy of a task running longer than this near the end of a "
-                    "round. Default: three times the median task time seen.")
+                    "round. Default: three times the median task time seen (lease_secs before "
+                    "the first task).")
 gflags.DEFINE_float("lockfile_timeout_threshold", _D.lockfile_timeout_threshold,
-                    "Fraction (0-1) of a round left unfinished below which idle workers may "
-                    "start backup copies of overdue tasks; 0 disables backups.")
+                    "Fraction (0-1) of a round left unfinished below which workers may start "
+                    "backup copies of overdue tasks (also once no task is left to start); 0 "
+                    "disables backups.")
 gflags.DEFINE_float("lease_secs", _D.lease_secs, "Seconds a claim's heartbeat may stand "
                     "still (as seen on the judging worker's own clock) before the claim is "
                     "broken and its task redone.")

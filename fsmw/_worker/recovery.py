@@ -11,9 +11,13 @@ unfinished tasks in its last listing, one ``stat`` each, and feeds them to its
   of a task is ever judged), and ``RoundDir.break_claim`` records the lost
   attempt and fences its holder; the judge then runs the task itself;
 * once the round is sealed and at most ``lockfile_timeout_threshold`` of it is
-  unfinished, a task running longer than expected with no backup yet gets a
-  backup copy: the judge wins the next generation and leaves the original
-  claim alone; the first published result wins;
+  unfinished, or nothing of it is left to start, a task whose one running
+  attempt (a first try, a retry or itself a backup) has run longer than
+  expected gets a backup copy: the judge wins the next generation and
+  leaves the running claim alone; the first published result wins.
+  "Expected" is ``process_secs``, else three times the median of this
+  worker's tasks, else (it has done none yet) ``lease_secs``, so a hung task
+  in a round of any size is backed up at default settings;
 * a task with ``max_attempts`` error records but no failure mark (its last
   writer died in between) is marked failed (``RoundDir.mark_poisoned``).
 
@@ -54,13 +58,14 @@ class TaskTimes:
             return self._given
         return statistics.median(self.durations[-101:]) if self.durations else None
 
-    def expected_secs(self) -> Optional[float]:
-        """How long a task may run before a backup is due: ``process_secs``, or 3x the median."""
+    def expected_secs(self, unknown: Optional[float] = None) -> Optional[float]:
+        """How long a task may run before a backup is due: ``process_secs``, else 3x the
+        median of this worker's tasks, else (no task done yet) ``unknown``."""
         if self._given is not None:
             return self._given
-        if len(self.durations) >= 3:
+        if self.durations:
             return 3.0 * statistics.median(self.durations[-101:])
-        return None
+        return unknown
 
 
 class Recovery:
@@ -90,7 +95,7 @@ class Recovery:
     def _judge_claims(self, view: RoundView, claimer: Claimer) -> Optional[Claim]:
         seen: List[str] = []
         backup_ok = self._backups_allowed(view)
-        expected = self._times.expected_secs()
+        expected = self._times.expected_secs(unknown=self._options.lease_secs)
         result: Optional[Claim] = None
         for task, gen in view.running().items():
             # Only the newest live generation counts: an older one is the original
@@ -106,7 +111,7 @@ class Recovery:
                 continue
             if self._stale(path, obs, claimer):
                 result = self._break(task, gen, view.next_gen(task), obs.unchanged_secs, claimer)
-            elif backup_ok and expected is not None and len(view.claims[task]) == 1 \
+            elif backup_ok and expected is not None and _live_attempts(view, task) == 1 \
                     and obs.seen_secs >= expected:
                 result = self._backup(task, view.next_gen(task), obs.seen_secs, claimer)
         self._judge.forget_except(seen)
@@ -120,10 +125,11 @@ class Recovery:
         return holder_gone(path, claimer.round.fs) is True
 
     def _backups_allowed(self, view: RoundView) -> bool:
+        """Near the end of a sealed round: at most the threshold left, or nothing left to start."""
         threshold = self._options.lockfile_timeout_threshold
         if not view.sealed or not view.inputs or threshold <= 0:
             return False
-        return view.remaining() <= threshold * len(view.inputs)
+        return view.remaining() <= threshold * len(view.inputs) or not view.pending()
 
     def _break(self, task: str, gen: int, next_gen: int, idle: float,
                claimer: Claimer) -> Optional[Claim]:
@@ -143,5 +149,12 @@ class Recovery:
         won = claimer.take_over(task, next_gen, "backup")
         if won is not None:
             self._log.info("task %s has run for at least %.1f s (expected %.1f s): starting a "
-                           "backup copy", task, running, self._times.expected_secs() or 0.0)
+                           "backup copy", task, running,
+                           self._times.expected_secs(self._options.lease_secs) or 0.0)
         return won
+
+
+def _live_attempts(view: RoundView, task: str) -> int:
+    """How many attempts of ``task`` are running (a retry's earlier attempts ended)."""
+    ended = view.errors.get(task, ())
+    return sum(1 for gen in view.claims.get(task, ()) if gen not in ended)

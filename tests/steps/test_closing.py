@@ -67,7 +67,8 @@ def test_two_workers_in_one_process_never_take_each_others_live_claims(tmp_path)
     store = make_round(tmp_path, {"a": 1, "b": 2})
     clock = FakeClock()
     # Free fcntl locks would count as dead holders: the case where probing a sibling goes wrong.
-    options = dict(clock=clock, take_lockfile_existence_as_lock=False, lease_secs=60)
+    options = dict(clock=clock, take_lockfile_existence_as_lock=False, lease_secs=60,
+                   lockfile_timeout_threshold=0)  # no backup copies: only the lock judgement counts
     sibling = Squarer(tmp_path, 2, **options)
 
     class Busy(Squarer):

@@ -38,7 +38,7 @@ def test_step_claims_runs_and_publishes_one_task(tmp_path, clock):
 def test_claimed_task_is_left_alone_while_its_lease_is_live(tmp_path, clock):
     store = make_round(tmp_path, {"a": 3})
     claim = foreign_claim(store, "a")
-    w = worker(tmp_path, clock)
+    w = worker(tmp_path, clock, lockfile_timeout_threshold=0)  # and no backup copy (see test_backups)
     for _ in range(5):
         assert w.step() is StepResult.IDLE
         clock.advance(9)
