@@ -9,7 +9,7 @@ time left is shorter than a typical task.
 from __future__ import annotations
 
 import os
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 from .._core.system import Clock
 
@@ -48,9 +48,14 @@ class Allocation:
     def time_left(self) -> Optional[float]:
         return None if self._deadline is None else self._deadline - self._clock.now()
 
-    def too_short(self, typical_secs: Optional[float]) -> bool:
-        """True when the time left cannot be expected to fit one more task."""
+    def too_short(self, typical_secs: Callable[[], Optional[float]]) -> bool:
+        """True when the time left cannot be expected to fit one more task.
+
+        ``typical_secs`` is asked only when the allocation is limited: it takes
+        a median, which the hot path of an unlimited worker does without.
+        """
         left = self.time_left()
         if left is None:
             return False
-        return left <= 0 or (typical_secs is not None and left < typical_secs)
+        typical = typical_secs()
+        return left <= 0 or (typical is not None and left < typical)

@@ -169,7 +169,7 @@ class Worker:
         """One pass: claim and run at most one task."""
         if self._stop.is_set():
             return StepResult.INTERRUPTED
-        if self._allocation.too_short(self._times.typical_secs()):
+        if self._allocation.too_short(self._times.typical_secs):
             return StepResult.OUT_OF_TIME
         told = self._look_around()
         if told is not None:

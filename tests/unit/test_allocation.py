@@ -31,11 +31,11 @@ def test_the_slurm_job_time_left_is_asked_once_through_the_helper_seam():
     allocation = Allocation(None, clock, environ={"SLURM_JOB_ID": "77"})
     assert clock.asked == [["squeue", "-h", "-j", "77", "-o", "%L"]]
     assert allocation.time_left() == 600.0
-    assert allocation.too_short(601.0) and not allocation.too_short(599.0)
+    assert allocation.too_short(lambda: 601.0) and not allocation.too_short(lambda: 599.0)
 
 
 def test_walltime_secs_wins_and_no_job_means_unlimited():
     clock = Squeue("0:10:00")
     assert Allocation(50.0, clock, environ={"SLURM_JOB_ID": "77"}).time_left() == 50.0
     assert Allocation(None, clock, environ={}).time_left() is None and clock.asked == []
-    assert Allocation(None, Squeue(None), environ={"SLURM_JOB_ID": "77"}).too_short(1e9) is False
+    assert Allocation(None, Squeue(None), environ={"SLURM_JOB_ID": "77"}).too_short(lambda: 1e9) is False
