@@ -81,6 +81,17 @@ class FileSystem:
         return os.path.realpath(path)
 
     @staticmethod
+    def pid_alive(pid: int) -> bool:
+        """Whether process ``pid`` exists on this host (``kill(pid, 0)``)."""
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    @staticmethod
     def mountinfo() -> str:
         """The text of /proc/self/mountinfo ("" if unreadable)."""
         try:

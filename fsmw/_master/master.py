@@ -20,8 +20,8 @@ Protocol per round k:
      by crashed writers (seen by the master for at least ``lease_secs``) are
      removed when it closes.
 
-Property: :meth:`Master.run` returns once every task of every round is done or
-failed, and reports each failure instead of waiting for ever.
+One master per store (``ownership``).  Property: :meth:`Master.run` returns
+once every task of every round is done or failed, and reports each failure.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from .._core.store import Store
 from .._core.system import Clock, FileSystem, as_clock
 from .._core.view import RoundTracker, RoundView
 from .._options import Options, make_options
+from .ownership import MasterLease, TakenOver
 from .progress import Progress, RoundLog
 from .summary import Failure, Outputs, Summary
 from .temps import TempWatch
@@ -87,6 +88,7 @@ class Master:
         self._temps = TempWatch(self._clock, self.options.lease_secs)
         self._fsync = self.options.fsync is not False  # resolved by run() once the store exists
         self._bar = Progress(self.options.progress, self.options.progress_secs, self._clock.now)
+        self._ownership = MasterLease(self.store, self._facts, self.options.lease_secs, self._clock, self.log)
         self._round_log = RoundLog(self.log, self._clock.now)
 
     # -- the subclass contract --------------------------------------------
@@ -120,6 +122,13 @@ class Master:
         """Run rounds until :meth:`process_output_files` returns False."""
         started = self._clock.now()
         self._open_store()
+        self._ownership.acquire()
+        try:
+            return self._run_rounds(started)
+        finally:
+            self._ownership.release()
+
+    def _run_rounds(self, started: float) -> Summary:
         earlier = self.store.rounds()
         self.begin_round(max(earlier, default=0) + 1)
         self._close_abandoned(earlier)
@@ -199,12 +208,15 @@ class Master:
         Raises:
             Stopped: someone wrote the stop file (``fsmw stop``) during the round.
         """
+        self._ownership.still_mine()
         came = self._tracker.update(self._round_dir.listing())
         view = self._view
         self._temps.seen(view.temps)
         self._mark_poisoned(view)
-        self._count_outputs(came)
-        done, failed = len(self._done), self._failed_count(view)
+        self._done.update(t for t in (n[:-OUT_LEN] for n in came if n.endswith(OUT_SUFFIX))
+                          if t in self._tasks)
+        done = len(self._done)
+        failed = len((self._tasks & view.failed) - view.outputs) if view.failed else 0
         complete = done + failed == len(self._tasks)
         self._bar.update(done, failed, len(self._tasks), final=complete)
         self._round_log.update(self.round, done, failed, len(self._tasks), complete)
@@ -212,12 +224,6 @@ class Master:
             raise Stopped(f"{self.store.stop_file} appeared: the run was stopped from outside")
         return complete
 
-    def _count_outputs(self, came: Set[str]) -> None:
-        self._done.update(t for t in (n[:-OUT_LEN] for n in came if n.endswith(OUT_SUFFIX))
-                          if t in self._tasks)
-
-    def _failed_count(self, view: RoundView) -> int:
-        return len((self._tasks & view.failed) - view.outputs) if view.failed else 0
 
     def _mark_poisoned(self, view: RoundView) -> None:
         for task in self._round_dir.mark_poisoned(view, self.options.max_attempts):
@@ -240,7 +246,7 @@ class Master:
                 if self.step():
                     break
                 failing_since = None
-            except Stopped:
+            except (Stopped, TakenOver):
                 raise
             except OSError as exc:  # a flaky mount (EIO, ESTALE...): back off and retry
                 failing_since = self._listing_failed(exc, failing_since)

@@ -41,7 +41,7 @@ from .._core.errors import FsmwError
 from .._core.rounddir import RoundDir
 from .._core.system import O_READ, REAL_FS, Clock
 from .._options import Options
-from .heartbeat import Heartbeat
+from .._core.heartbeat import Heartbeat
 from .stopping import StopSwitch, WorkerInterrupted
 
 

@@ -44,7 +44,7 @@ from .allocation import Allocation
 from .attempt import Attempt, Outcome, scratch_dir, scratch_parent
 from .claimer import Claimer
 from .codes import EXITS, ExitCode, StepResult
-from .heartbeat import Heartbeat
+from .._core.heartbeat import Heartbeat
 from .pending import PendingTasks
 from .recovery import Recovery, TaskTimes
 from .stopping import StopSwitch, WorkerInterrupted

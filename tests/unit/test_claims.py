@@ -13,7 +13,7 @@ from fsmw._core import claims as _claims, token as _token
 from fsmw._core.records import parse_record
 from fsmw._core.rounddir import RoundDir
 from fsmw._core.system import REAL_FS, Clock, FileSystem
-from fsmw._worker import heartbeat as _heartbeat
+from fsmw._core import heartbeat as _heartbeat
 
 
 def in_dir(path, fs=REAL_FS):

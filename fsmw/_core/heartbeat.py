@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .._core.claims import Claim
-from .._core.system import Clock
+from .claims import Claim
+from .system import Clock
 
 
 class Heartbeat:
