@@ -82,7 +82,7 @@ def fsync_path(path: PathLike, fs: FileSystem = REAL_FS) -> None:
 
 def write_replace(final: PathLike, data: bytes, fsync: bool = True, fs: FileSystem = REAL_FS) -> None:
     """Atomically create or replace ``final`` with ``data`` (temp, then rename)."""
-    tmp = write_temp(_parent(final), data, fsync, fs)
+    tmp = write_temp(parent_dir(final), data, fsync, fs)
     try:
         fs.rename(tmp, final)
     except BaseException:
@@ -92,7 +92,7 @@ def write_replace(final: PathLike, data: bytes, fsync: bool = True, fs: FileSyst
 
 def write_new(final: PathLike, data: bytes, fsync: bool = True, fs: FileSystem = REAL_FS) -> bool:
     """Atomically create ``final`` unless it exists; True if this call did."""
-    return publish(write_temp(_parent(final), data, fsync, fs), final, fs)
+    return publish(write_temp(parent_dir(final), data, fsync, fs), final, fs)
 
 
 def publish(tmp: PathLike, final: PathLike, fs: FileSystem = REAL_FS) -> bool:
@@ -158,6 +158,7 @@ def read_small(path: PathLike, limit: int = 65536, fs: FileSystem = REAL_FS,
         fs.close(fd)
 
 
-def _parent(path: PathLike) -> str:
+def parent_dir(path: PathLike) -> str:
+    """The directory part of ``path`` (a string operation: no system call)."""
     head, sep, _ = str(path).rpartition("/")
     return (head or "/") if sep else "."

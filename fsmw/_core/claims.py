@@ -40,7 +40,7 @@ import errno
 import logging
 from typing import Optional, Set, Tuple
 
-from .atomic import unlink_quietly, write_temp
+from .atomic import parent_dir, unlink_quietly, write_temp
 from .system import (GONE, at_fork, LOCK_EX_NB, LOCK_SH_NB, O_CREATE_RW, O_READ, REAL_CLOCK, REAL_FS, Clock,
                      FileSystem, PathLike)
 
@@ -61,7 +61,7 @@ def _locks_unsupported(fs: FileSystem, path: PathLike, exc: OSError) -> None:
     """``lockf`` failed with more than "busy": say so once, and carry on without locks."""
     if fs.locks_ok:
         log.warning("fcntl locks do not work on %s (%s); fsmw carries on with lock files "
-                    "and leases only", str(path).rpartition("/")[0], exc.strerror or exc)
+                    "and leases only", parent_dir(path), exc.strerror or exc)
     fs.locks_ok = False
 
 
@@ -166,7 +166,7 @@ def fence(path: PathLike, record: bytes, fs: FileSystem = REAL_FS) -> None:
     and the holder's next look at the name (:meth:`Claim.still_mine`) finds
     another inode and never publishes.
     """
-    tmp = write_temp(str(path).rpartition("/")[0] or ".", record, False, fs)
+    tmp = write_temp(parent_dir(path), record, False, fs)
     try:
         fs.rename(tmp, path)
     except BaseException:

@@ -178,8 +178,14 @@ class Clock:
 
 def as_clock(clock: Union[Clock, Callable[[], float], None],
              sleep: Optional[Callable[[float], None]] = None) -> Clock:
-    """A :class:`Clock` from a Clock, or from a ``now`` callable and a ``sleep``."""
+    """A :class:`Clock` from a Clock, or from a ``now`` callable and a ``sleep``.
+
+    Raises:
+        ValueError: ``sleep`` given with a Clock (the Clock owns its sleep).
+    """
     if isinstance(clock, Clock):
+        if sleep is not None:
+            raise ValueError("pass sleep= only with a now callable; a Clock owns its sleep")
         return clock
     return Clock(clock or time.monotonic, sleep or time.sleep)
 

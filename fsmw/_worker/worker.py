@@ -254,18 +254,16 @@ class Worker:
     def _work(self, claim: Claim) -> StepResult:
         round_dir = self._claimer.round
         started, claimed = self._clock.now(), self._clock.time()
+        ended = "failed"  # unless run() returns: SystemExit in process_file ends the worker
         try:
             outcome = self._attempts().run(round_dir, claim)
+            ended = outcome.value
         except WorkerInterrupted:
-            self._journal.record(round_dir, claim.task, claim.gen, claim.kind, "interrupted",
-                                 claimed, self._clock.time())
+            ended = "interrupted"
             return StepResult.INTERRUPTED
-        except BaseException:  # SystemExit in process_file: the attempt is recorded, the worker ends
-            self._journal.record(round_dir, claim.task, claim.gen, claim.kind, "failed",
-                                 claimed, self._clock.time())
-            raise
-        self._journal.record(round_dir, claim.task, claim.gen, claim.kind, outcome.value,
-                             claimed, self._clock.time())
+        finally:
+            self._journal.record(round_dir, claim.task, claim.gen, claim.kind, ended, claimed,
+                                 self._clock.time())
         if outcome is not Outcome.FAILED_ATTEMPT:
             self._times.add(self._clock.now() - started)
             self.tasks_done += 1

@@ -13,6 +13,7 @@ import pytest
 import fsmw
 from fsmw._core.system import FileSystem
 from support.clock import FakeClock
+from support.procs import wait_for
 
 
 class Two(fsmw.Master):
@@ -41,8 +42,7 @@ def test_a_second_master_fails_at_once_naming_the_live_one(tmp_path):
     thread = threading.Thread(target=lambda: summary.append(first.run()))
     thread.start()
     try:
-        while not list((tmp_path / "store").glob("round-*")):
-            threading.Event().wait(0.01)
+        wait_for(lambda: list((tmp_path / "store").glob("round-*")), 20, "the first master's round")
         with pytest.raises(fsmw.StoreError, match=rf"has a live master: host \S+, pid {os.getpid()}"):
             Two(tmp_path / "store", progress=False).run()
     finally:

@@ -58,3 +58,8 @@ def test_a_bad_tmp_folder_is_refused_when_the_worker_is_made(tmp_path):
             Nothing(tmp_path, 1, use_tmp=True, tmp_folder=str(folder))
     Nothing(tmp_path, 1, use_tmp=False, tmp_folder=str(tmp_path / "nowhere"))  # unused: no check
     Nothing(tmp_path, 1, use_tmp=True, tmp_folder=str(tmp_path))
+
+
+def test_a_clock_owns_its_sleep(tmp_path):
+    with pytest.raises(ValueError, match="a Clock owns its sleep"):
+        NoTasks(tmp_path, clock=fsmw.Clock(), sleep=lambda secs: None)
