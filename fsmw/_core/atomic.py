@@ -23,6 +23,7 @@ Every call goes through the ``fs`` object (see ``system``).
 from __future__ import annotations
 
 import itertools
+import weakref
 from typing import Optional
 
 from .layout import TEMP_PREFIX, private_name, safe_host
@@ -30,32 +31,41 @@ from .system import GONE, O_CREATE_NEW, O_READ, REAL_FS, FileSystem, PathLike, a
 
 
 class _Unique:
-    """This process's temp-name stem: host, pid and a random token (new after fork)."""
+    """A writer's temp-name stem: host, pid and a random token, as ``fs`` tells them."""
 
-    def __init__(self) -> None:
+    def __init__(self, fs: FileSystem) -> None:
+        self._fs = fs
         self.reset()
 
     def reset(self) -> None:
-        self.stem = private_name(TEMP_PREFIX, safe_host(REAL_FS.hostname()), REAL_FS.getpid(), token_hex())
+        fs = self._fs
+        self.stem = private_name(TEMP_PREFIX, safe_host(fs.hostname()), fs.getpid(), token_hex(fs=fs))
         self.counter = itertools.count()
 
 
-_UNIQUE = _Unique()
+_UNIQUE = _Unique(REAL_FS)  # this process's, on the real file system (new after fork)
 at_fork(_UNIQUE.reset)
+# Other file systems (a simulation's: one per simulated process) get their own stems.
+_OTHERS: "weakref.WeakKeyDictionary[FileSystem, _Unique]" = weakref.WeakKeyDictionary()
 
 
-def temp_path(directory: PathLike) -> str:
+def temp_path(directory: PathLike, fs: Optional[FileSystem] = None) -> str:
     """A temp path in ``directory`` unique to this host, process and call.
 
-    No system call: the random token is drawn once per process (so a reused
-    pid, here or on another host, cannot repeat a name) and a counter follows.
+    No system call on the real file system: the random token is drawn once
+    per process (so a reused pid, here or on another host, cannot repeat a
+    name) and a counter follows.  Another ``fs`` (a simulated process) names
+    its own host, pid and token.
     """
-    return f"{directory}/{_UNIQUE.stem}{next(_UNIQUE.counter):x}"
+    unique = _UNIQUE if fs is None or fs is REAL_FS else _OTHERS.get(fs)
+    if unique is None:
+        unique = _OTHERS[fs] = _Unique(fs)  # type: ignore[index]
+    return f"{directory}/{unique.stem}{next(unique.counter):x}"
 
 
 def write_temp(directory: PathLike, data: bytes, fsync: bool = True, fs: FileSystem = REAL_FS) -> str:
     """Write ``data`` to a new temp file in ``directory`` and return its path."""
-    tmp = temp_path(directory)
+    tmp = temp_path(directory, fs)
     fd = fs.open(tmp, O_CREATE_NEW, 0o666)
     try:
         view = memoryview(data)

@@ -87,7 +87,7 @@ def fs_now(directory: PathLike, fs: FileSystem = REAL_FS) -> Optional[float]:
     the file system (the NFS server, or a GlusterFS client daemon), not by
     this host's clock.  None if ``directory`` is not writable here.
     """
-    probe = temp_path(directory)
+    probe = temp_path(directory, fs)
     try:
         fd = fs.open(probe, O_CREATE_NEW, 0o666)
     except OSError:

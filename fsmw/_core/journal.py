@@ -74,7 +74,7 @@ class Journal:
         fs = self._fs
         try:
             if self._fd < 0:
-                name = private_name(JOURNAL_PREFIX, safe_host(fs), fs.getpid(), token_hex())
+                name = private_name(JOURNAL_PREFIX, safe_host(fs), fs.getpid(), token_hex(fs=fs))
                 self._fd = fs.open(self._dir.join(name), O_APPEND_NEW, 0o666)
             fs.write(self._fd, data)
         except OSError:

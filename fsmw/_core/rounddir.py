@@ -91,7 +91,7 @@ class RoundDir:
         return publish(tmp, self.file(task, names.OUT), self.fs)
 
     def write_duplicate(self, task: str, facts: Mapping[str, object]) -> None:
-        write_new(self.join(names.dup_name(task, token_hex())), format_record(facts), fs=self.fs)
+        write_new(self.join(names.dup_name(task, token_hex(fs=self.fs))), format_record(facts), fs=self.fs)
 
     # -- failures: the one home of "mark a task failed" --------------------------
     def record_failure(self, task: str, gen: int, facts: Mapping[str, object], body: str,

@@ -75,6 +75,7 @@ class FileSystem:
     getuid = staticmethod(os.getuid)
     lockf = staticmethod(fcntl.lockf)
     hostname = staticmethod(socket.gethostname)
+    random_hex = staticmethod(secrets.token_hex)  # unique names: a simulation draws them seeded
 
     @staticmethod
     def realpath(path: str) -> str:
@@ -190,9 +191,14 @@ def as_clock(clock: Union[Clock, Callable[[], float], None],
     return Clock(clock or time.monotonic, sleep or time.sleep)
 
 
-def token_hex(nbytes: int = 4) -> str:
-    """Random hex for unique names (temp files, tokens, journals, duplicates)."""
-    return secrets.token_hex(nbytes)
+def token_hex(nbytes: int = 4, fs: Optional[FileSystem] = None) -> str:
+    """Random hex for unique names (temp files, tokens, journals, duplicates), drawn by ``fs``.
+
+    The file system that will hold the name draws it (``FileSystem.random_hex``):
+    the real one from ``secrets``, a simulated one from its seeded generator, so
+    a simulation's names, and with them its trace, repeat with its seed.
+    """
+    return (fs or REAL_FS).random_hex(nbytes)
 
 
 def at_fork(callback: Callable[[], None]) -> None:

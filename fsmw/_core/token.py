@@ -55,7 +55,7 @@ class Token:
 
     def _open(self) -> None:
         fs = self._fs
-        self.path = self._round.join(private_name(TOKEN_PREFIX, safe_host(fs), fs.getpid(), token_hex()))
+        self.path = self._round.join(private_name(TOKEN_PREFIX, safe_host(fs), fs.getpid(), token_hex(fs=fs)))
         fd = fs.open(self.path, O_CREATE_RW, 0o666)
         try:
             self._write(fd, "", 0)

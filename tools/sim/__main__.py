@@ -1,0 +1,64 @@
+"""``python -m tools.sim``: run many schedules, or replay one seed with its trace.
+
+    python -m tools.sim --schedules 10000 --procs 2        # CI: exit 1 on any failing seed
+    python -m tools.sim --seed 12345 -v                    # replay one seed, print its trace
+    python -m tools.sim --mutation no-fencing --schedules 2000 --first   # find a failing seed
+
+fsmw iterates sets of task names, whose order depends on ``PYTHONHASHSEED``;
+so that a seed replays byte for byte in any shell, this re-executes itself
+with ``PYTHONHASHSEED=0`` unless that is already set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import List, Optional
+
+from .runner import MUTATIONS, run_many, run_one
+
+
+def _parse(argv: List[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tools.sim", description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, help="replay this one seed (with -v: print its trace)")
+    parser.add_argument("--schedules", type=int, default=1000, help="how many seeds to run (default 1000)")
+    parser.add_argument("--start", type=int, default=1, help="the first seed of a batch (default 1)")
+    parser.add_argument("--procs", type=int, default=1, help="processes to run the batch in (default 1)")
+    parser.add_argument("--mutation", choices=sorted(MUTATIONS), help="run with this break of fsmw")
+    parser.add_argument("--first", action="store_true", help="stop at the first failing seed")
+    parser.add_argument("--master-faults", action="store_true",
+                        help="inject failed calls into masters too (they end the master on main)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the trace of --seed")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.seed is not None:
+        outcome = run_one(args.seed, args.mutation, trace=args.verbose, master_faults=args.master_faults)
+        if args.verbose:
+            sys.stdout.write(outcome.trace)
+        print(f"seed {outcome.seed}: {'ok' if outcome.ok else 'FAILED'}: {outcome.why} "
+              f"({outcome.points} calls, {outcome.virtual_secs:.1f} s virtual)")
+        return 0 if outcome.ok else 1
+    started = time.perf_counter()
+    found = run_many(args.start, args.schedules, args.mutation, args.procs, args.first, args.master_faults)
+    extra = (f" --mutation {args.mutation}" if args.mutation else "") + \
+        (" --master-faults" if args.master_faults else "")
+    for outcome in found["failures"][:20]:
+        print(f"seed {outcome.seed}: FAILED: {outcome.why}")
+        print(f"  replay: python -m tools.sim --seed {outcome.seed}{extra} -v")
+    print(f"sim: {found['schedules']} schedules from seed {args.start}"
+          f"{' with mutation ' + args.mutation if args.mutation else ''}, "
+          f"{len(found['failures'])} failing, {time.perf_counter() - started:.1f} s "
+          f"({found['rate']:.0f} schedules/s, {args.procs} processes)")
+    return 1 if found["failures"] else 0
+
+
+if __name__ == "__main__":
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable, "-m", "tools.sim"] + sys.argv[1:])
+    sys.exit(main())

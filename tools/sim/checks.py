@@ -1,0 +1,143 @@
+"""The properties checked at every change of the simulated file system, and at the end.
+
+Safety, checked as each change happens (so the step that breaks a property
+is the one the trace ends at):
+
+* **published once**: each ``<task>.out`` name comes into being at most once
+  per round directory, never by replacing a file, and is never removed;
+* **never torn or changed**: its content, when it appears, is the complete,
+  correct result of the task's input, and is never written again;
+* **closed means closed**: no ``.out`` appears in a round once its ``CLOSED``
+  exists (the round's attempts were fenced: a late result becomes ``.dup``);
+* **live claims stay**: a claim is fenced (a name ``*.claim.<g>`` replaced by
+  rename) only if its holder crashed or exited, or the round is closed, or its
+  holder went silent: some gap between the changes of the claim's inode
+  (heartbeats, and the holder's own writes and links), from the claim's
+  creation to the break, was longer than ``lease - actimeo`` (a freeze, a
+  heartbeat that stopped); a holder that heartbeats within the lease keeps it.
+
+Liveness, at the end (:meth:`Checker.finish`): the run ended within its
+bounds, the last master returned, every task of its last round is done or
+failed, and every worker exited or crashed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from fsmw._core import layout
+
+SLACK = 0.1  # seconds of scheduling slack allowed on the heartbeat gap
+
+
+def result_of(data: bytes) -> bytes:
+    """The correct output of an input (what the simulated workers compute)."""
+    return b"result(" + bytes(data) + b")\n" + bytes(reversed(bytes(data)))
+
+
+class Checker:
+    """Watches the server's changes; the first broken property ends the schedule."""
+
+    def __init__(self, world: Any, lease: float, actimeo: float) -> None:
+        self.world = world
+        self.lease, self.actimeo = lease, actimeo
+        self.violations: List[str] = []
+        self._published: Dict[Tuple[str, str], int] = {}
+        self._outputs: Set[int] = set()
+        self._named_at: Dict[Tuple[str, str], float] = {}
+        self.stats: Dict[str, int] = {"published": 0, "fenced": 0, "fenced_dead": 0}
+
+    def fail(self, what: str) -> None:
+        self.violations.append(what)
+        kernel = self.world.kernel
+        kernel.note("VIOLATION", what)
+        if kernel.over is None:
+            kernel.over = "violation: " + what
+
+    # -- events from the file system ---------------------------------------------------
+    def named(self, proc: Any, dir_path: str, name: str, inode: Any, replaced: Optional[Any]) -> None:
+        """``name`` in ``dir_path`` now points at ``inode`` (it replaced ``replaced``)."""
+        since = self._named_at.get((dir_path, name), 0.0)
+        self._named_at[(dir_path, name)] = self.world.kernel.now
+        if replaced is not None and replaced.ino in self._outputs:
+            self.fail(f"{proc.name} replaced published output {self._short(dir_path, name)} by rename")
+        entry = layout.parse(name)
+        if entry is None:
+            return
+        if entry.kind == layout.OUT:
+            self._published_output(proc, dir_path, entry.task, inode)
+        elif entry.kind == layout.CLAIM and replaced is not None:
+            self._fenced(proc, dir_path, name, replaced, since)
+
+    def unnamed(self, proc: Any, dir_path: str, name: str, inode: Any) -> None:
+        if inode.ino in self._outputs and name.endswith("." + layout.OUT):
+            self.fail(f"{proc.name} removed published output {self._short(dir_path, name)}")
+
+    def wrote(self, proc: Any, inode: Any) -> None:
+        if inode.ino in self._outputs:
+            self.fail(f"{proc.name} wrote into a published output (inode {inode.ino})")
+
+    # -- the properties -------------------------------------------------------------------
+    def _published_output(self, proc: Any, dir_path: str, task: str, inode: Any) -> None:
+        key = (dir_path, task)
+        count = self._published[key] = self._published.get(key, 0) + 1
+        self._outputs.add(inode.ino)
+        self.stats["published"] += 1
+        where = self._short(dir_path, task + ".out")
+        if count > 1:
+            self.fail(f"{proc.name} published {where} a second time")
+        if self.world.server.resolve(f"{dir_path}/{layout.CLOSED}") is not None:
+            self.fail(f"{proc.name} published {where} in a closed round (closed means closed: a late "
+                      f"result must become .dup)")
+        source = self.world.server.resolve(f"{dir_path}/{task}.{layout.IN}")
+        if source is None:
+            self.fail(f"{proc.name} published {where}, which has no input")
+        elif bytes(inode.data) != result_of(source.data):
+            self.fail(f"{proc.name} published a torn or wrong {where}: {bytes(inode.data)[:40]!r}")
+
+    def _fenced(self, proc: Any, dir_path: str, name: str, holder_inode: Any, start: float) -> None:
+        """Claim ``name`` was renamed over: was its holder alive and heartbeating?"""
+        self.stats["fenced"] += 1
+        holder = holder_inode.creator
+        server = self.world.server
+        closed = server.resolve(f"{dir_path}/{layout.CLOSED}") is not None
+        if holder is None or holder.crashed or closed:
+            self.stats["fenced_dead"] += 1
+            return
+        now = self.world.kernel.now
+        points = [start] + [t for t in holder_inode.changes if start <= t <= now] + [now]
+        gap = max(b - a for a, b in zip(points, points[1:]))
+        if gap + self.actimeo + SLACK < self.lease:
+            self.fail(f"{proc.name} broke the live claim {self._short(dir_path, name)} of {holder.name}, "
+                      f"which heartbeat every {gap:.2f} s or less (lease {self.lease:.1f} s)")
+
+    # -- the end -----------------------------------------------------------------------------
+    def finish(self, over: str) -> None:
+        """Liveness: the run ended, the master returned, every task is done or failed."""
+        if self.violations:
+            return
+        world = self.world
+        if not over.startswith("done"):
+            self.fail(f"the run did not end: {over}")
+            return
+        master = world.last_master
+        summary = master.result if master is not None else None
+        stopped = world.exists(f"{world.root}/{layout.STOP}")
+        if summary is None and not stopped:
+            self.fail("the run ended without a master that returned or wrote STOP")
+            return
+        last, total = world.last_round(), 0
+        rounds = summary.rounds if summary is not None else 1  # died after STOP: its last round
+        for number in range(last - rounds + 1, last + 1):  # the rounds the last master ran
+            round_path = f"{world.root}/{layout.round_name(number)}"
+            inputs = [n[:-3] for n in world.names(round_path) if n.endswith(".in")]
+            total += len(inputs)
+            for task in inputs:
+                if not (world.exists(f"{round_path}/{task}.out") or world.exists(f"{round_path}/{task}.failed")):
+                    self.fail(f"task {task} of round {number} is neither done nor failed at the end")
+                    return
+        if summary is not None and summary.done + len(summary.failed) != total:
+            self.fail(f"the master's summary ({summary}) does not count the {total} tasks")
+
+    def _short(self, dir_path: str, name: str) -> str:
+        return self.world.short(f"{dir_path}/{name}")

@@ -1,0 +1,353 @@
+"""One simulated process's file system: the os-like calls fsmw makes, on the simulated NFS.
+
+Each call is a scheduling point (``kernel``), may fail with an injected fault
+before it takes effect (``faults``), goes through the process's node's caches
+where a real NFS client would (lookups, listings, attributes; see ``nfs``),
+and reports every change of a name or of a file's content to the checker.
+
+Property: a simulated process reaches the shared file system only through
+its :class:`ProcFS`, and the checker sees every change it makes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Any, Dict, List, Optional
+
+from fsmw._core.system import FileSystem
+
+from .nfs import MOUNTINFO, Inode, Node, Server, SimStat, _err
+
+_ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
+
+
+class ProcFS(FileSystem):
+    """One simulated process's file system: os-like calls on the shared server through its node."""
+
+    def __init__(self, world: Any, proc: Any, node: Node) -> None:
+        self.world, self.proc, self.node = world, proc, node
+        self.server: Server = world.server
+        self.kernel = world.kernel
+        self.fds: Dict[int, List[Any]] = {}  # fd -> [inode, flags, position]
+        self._next_fd = 3
+        self.locks_ok = True
+
+    # -- bookkeeping -------------------------------------------------------------
+    def _call(self, op: str, path: object, kinds: str) -> None:
+        """A scheduling point, then maybe a fault (before the call takes effect)."""
+        self.kernel.point()
+        code = self.world.faults.draw(self.proc, kinds)
+        if code:
+            self.kernel.note(self.proc.name, op, self.world.short(path), "FAULT " + errno.errorcode[code])
+            raise _err(code, path)
+
+    def _log(self, op: str, path: object, result: object = "") -> None:
+        if self.world.tracing:
+            self.kernel.note(self.proc.name, op, self.world.short(path), result)
+
+    def _now(self) -> float:
+        return self.kernel.now
+
+    def _lookup(self, path: str) -> Inode:
+        """A name through this node's lookup cache (may be stale either way)."""
+        node = self.node
+        hit = node.dcache.get(path)
+        if hit is not None and self._now() - hit[1] < node.acdir:
+            if hit[0] is None:
+                raise _err(errno.ENOENT, path)
+            found = self.server.inodes.get(hit[0])
+            if found is not None:
+                return found
+        found = self.server.resolve(path)  # a fresh lookup (Linux retries ESTALE once with one)
+        node.dcache[path] = (found.ino if found else None, self._now())
+        if found is None:
+            raise _err(errno.ENOENT, path)
+        return found
+
+    def _saw(self, path: str, inode: Optional[Inode], dir_path: str) -> None:
+        """This node changed ``path`` itself: its caches know at once."""
+        node = self.node
+        node.dcache[path] = (inode.ino if inode else None, self._now())
+        node.lcache.pop(dir_path, None)
+        if inode is not None:
+            node.acache.pop(inode.ino, None)
+
+    def _fd(self, fd: int) -> List[Any]:
+        entry = self.fds.get(fd)
+        if entry is None:
+            raise _err(errno.EBADF)
+        return entry
+
+    def drop_all(self) -> None:
+        """The process ended: close every descriptor, drop every lock."""
+        for fd in list(self.fds):
+            self._close(fd)
+
+    def _close(self, fd: int) -> None:
+        inode = self.fds.pop(fd)[0]
+        inode.opens -= 1
+        held = self.server.locks.get(inode.ino)
+        if held:
+            held.pop(self.proc, None)  # closing any descriptor drops the process's lock
+        self.server.unref(inode)
+
+    # -- the calls fsmw makes ------------------------------------------------------
+    def open(self, path: Any, flags: int, mode: int = 0o777) -> int:
+        path = str(path)
+        creating = bool(flags & os.O_CREAT)
+        self._call("open", path, "cw" if creating else "r")
+        if creating:
+            parent, dir_path, name = self.server.parent(path)
+            ino = parent.entries.get(name)  # type: ignore[union-attr]
+            if ino is not None and flags & os.O_EXCL:
+                raise _err(errno.EEXIST, path)
+            if ino is None:
+                inode = self.server.new(False, self.proc)
+                parent.entries[name] = inode.ino  # type: ignore[index]
+                self.server.changed(parent, True)
+                self._saw(path, inode, dir_path)
+                self.world.check.named(self.proc, dir_path, name, inode, None)
+            else:
+                inode = self.server.inodes[ino]
+        else:
+            inode = self._lookup(path)
+        if inode.entries is not None and flags & _ACCMODE != os.O_RDONLY:
+            raise _err(errno.EISDIR, path)
+        if flags & os.O_TRUNC and inode.data:
+            self._modify(inode, 0, b"", truncate=True)
+        fd, self._next_fd = self._next_fd, self._next_fd + 1
+        self.fds[fd] = [inode, flags, 0]
+        inode.opens += 1
+        self._log("open", path, fd)
+        return fd
+
+    def _modify(self, inode: Inode, offset: int, data: bytes, truncate: bool = False) -> None:
+        if truncate:
+            del inode.data[offset:]
+        if len(inode.data) < offset:
+            inode.data.extend(b"\0" * (offset - len(inode.data)))
+        inode.data[offset:offset + len(data)] = data
+        self.server.changed(inode, True)
+        self.node.acache.pop(inode.ino, None)
+        self.world.check.wrote(self.proc, inode)
+
+    def write(self, fd: int, data: Any) -> int:
+        self._call("write", fd, "w")
+        entry = self._fd(fd)
+        if entry[1] & _ACCMODE == os.O_RDONLY:
+            raise _err(errno.EBADF)
+        data = bytes(data)
+        if entry[1] & os.O_APPEND:
+            entry[2] = len(entry[0].data)
+        self._modify(entry[0], entry[2], data)
+        entry[2] += len(data)
+        self._log("write", fd, len(data))
+        return len(data)
+
+    def pwrite(self, fd: int, data: Any, offset: int) -> int:
+        self._call("pwrite", fd, "w")
+        entry = self._fd(fd)
+        self._modify(entry[0], offset, bytes(data))
+        self._log("pwrite", fd, len(data))
+        return len(data)
+
+    def read(self, fd: int, n: int) -> bytes:
+        self._call("read", fd, "r")
+        entry = self._fd(fd)
+        data = bytes(entry[0].data[entry[2]:entry[2] + n])
+        entry[2] += len(data)
+        self._log("read", fd, len(data))
+        return data
+
+    def fsync(self, fd: int) -> None:
+        self._call("fsync", fd, "w")
+        self._fd(fd)
+        self._log("fsync", fd)
+
+    def close(self, fd: int) -> None:
+        self.kernel.point()
+        self._fd(fd)
+        self._close(fd)
+        self._log("close", fd)
+
+    def fstat(self, fd: int) -> SimStat:
+        self._call("fstat", fd, "r")
+        entry = self._fd(fd)
+        self._log("fstat", fd, entry[0].ino)
+        return SimStat(entry[0])
+
+    def stat(self, path: Any) -> SimStat:
+        path = str(path)
+        self._call("stat", path, "rs")
+        inode = self._lookup(path)
+        node, now = self.node, self._now()
+        hit = node.acache.get(inode.ino)
+        if hit is not None and now - hit[1] < node.actimeo:
+            self._log("stat", path, f"{hit[0].st_ino} (cached)")
+            return hit[0]
+        st = SimStat(inode)
+        node.acache[inode.ino] = (st, now)
+        self._log("stat", path, st.st_ino)
+        return st
+
+    lstat = stat
+
+    def link(self, src: Any, dst: Any) -> None:
+        src, dst = str(src), str(dst)
+        self._call("link", dst, "cw")
+        inode = self.server.resolve(src)
+        if inode is None:
+            raise _err(errno.ENOENT, src)
+        parent, dir_path, name = self.server.parent(dst)
+        if name in parent.entries:  # type: ignore[operator]
+            raise _err(errno.EEXIST, dst)
+        parent.entries[name] = inode.ino  # type: ignore[index]
+        inode.nlink += 1
+        self.server.changed(inode, False)
+        self.server.changed(parent, True)
+        self._saw(dst, inode, dir_path)
+        self.node.acache.pop(inode.ino, None)
+        self._log("link", dst, inode.ino)
+        self.world.check.named(self.proc, dir_path, name, inode, None)
+        if self.world.faults.eexist_after_link(self.proc):
+            self.kernel.note(self.proc.name, "link", self.world.short(dst), "FAULT EEXIST after success")
+            raise _err(errno.EEXIST, dst)
+
+    def unlink(self, path: Any) -> None:
+        path = str(path)
+        self._call("unlink", path, "w")
+        parent, dir_path, name = self.server.parent(path)
+        ino = parent.entries.get(name)  # type: ignore[union-attr]
+        if ino is None:
+            raise _err(errno.ENOENT, path)
+        inode = self.server.inodes[ino]
+        if inode.entries is not None:
+            raise _err(errno.EISDIR, path)
+        del parent.entries[name]  # type: ignore[union-attr]
+        inode.nlink -= 1
+        self.server.changed(inode, False)
+        self.server.changed(parent, True)
+        self._saw(path, None, dir_path)
+        self._log("unlink", path)
+        self.world.check.unnamed(self.proc, dir_path, name, inode)
+        self.server.unref(inode)
+
+    def rename(self, src: Any, dst: Any) -> None:
+        src, dst = str(src), str(dst)
+        self._call("rename", dst, "w")
+        sparent, sdir, sname = self.server.parent(src)
+        ino = sparent.entries.get(sname)  # type: ignore[union-attr]
+        if ino is None:
+            raise _err(errno.ENOENT, src)
+        dparent, ddir, dname = self.server.parent(dst)
+        old = dparent.entries.get(dname)  # type: ignore[union-attr]
+        inode = self.server.inodes[ino]
+        if old == ino:
+            return
+        del sparent.entries[sname]  # type: ignore[union-attr]
+        dparent.entries[dname] = ino  # type: ignore[index]
+        self.server.changed(sparent, True)
+        self.server.changed(dparent, True)
+        self._saw(src, None, sdir)
+        self._saw(dst, inode, ddir)
+        self._log("rename", dst, f"from {self.world.short(src)}")
+        replaced = self.server.inodes[old] if old is not None else None
+        self.world.check.named(self.proc, ddir, dname, inode, replaced)
+        if replaced is not None:
+            replaced.nlink -= 1
+            self.server.changed(replaced, False)
+            self.server.unref(replaced)
+
+    def listdir(self, path: Any) -> List[str]:
+        path = str(path)
+        self._call("listdir", path, "rs")
+        node, now = self.node, self._now()
+        hit = node.lcache.get(path)
+        if hit is not None and now - hit[1] < node.acdir:
+            self._log("listdir", path, f"{len(hit[0])} (cached)")
+            return list(hit[0])
+        inode = self.server.resolve(path)
+        if inode is None:
+            raise _err(errno.ENOENT, path)
+        if inode.entries is None:
+            raise _err(errno.ENOTDIR, path)
+        names = list(inode.entries)
+        node.lcache[path] = (names, now)
+        self._log("listdir", path, len(names))
+        return list(names)
+
+    def mkdir(self, path: Any, mode: int = 0o777) -> None:
+        path = str(path)
+        self._call("mkdir", path, "cw")
+        parent, dir_path, name = self.server.parent(path)
+        if name in parent.entries:  # type: ignore[operator]
+            raise _err(errno.EEXIST, path)
+        inode = self.server.new(True, self.proc)
+        parent.entries[name] = inode.ino  # type: ignore[index]
+        self.server.changed(parent, True)
+        self._saw(path, inode, dir_path)
+        self._log("mkdir", path)
+
+    def utime(self, target: Any, times: Any = None, **kwargs: Any) -> None:
+        if isinstance(target, int):
+            self._call("utime", target, "w")
+            inode = self._fd(target)[0]
+        else:
+            self._call("utime", target, "w")
+            inode = self._lookup(str(target))
+        self.server.changed(inode, True)  # NULL times: the server's now
+        self.node.acache.pop(inode.ino, None)
+        self._log("utime", target, inode.ino)
+
+    def access(self, path: Any, mode: int) -> bool:
+        self._call("access", path, "r")
+        try:
+            self._lookup(str(path))
+        except OSError:
+            return False
+        return True
+
+    def lockf(self, fd: int, cmd: int) -> None:
+        import fcntl  # the constants only
+        self._call("lockf", fd, "")
+        entry = self._fd(fd)
+        if not self.node.locks:
+            raise _err(errno.ENOLCK)
+        held = self.server.locks.setdefault(entry[0].ino, {})
+        others = [mode for proc, mode in held.items() if proc is not self.proc]
+        want = "ex" if cmd & fcntl.LOCK_EX else "sh"
+        if "ex" in others or (want == "ex" and others):
+            raise _err(errno.EAGAIN)
+        held[self.proc] = want
+        self._log("lockf", fd, want)
+
+    def pathconf(self, path: Any, name: str) -> int:
+        return 255
+
+    def getpid(self) -> int:
+        return int(self.proc.pid)
+
+    @staticmethod
+    def getuid() -> int:
+        return 1000
+
+    def hostname(self) -> str:
+        return str(self.node.name)
+
+    def random_hex(self, nbytes: int = 4) -> str:
+        return "%0*x" % (2 * nbytes, self.proc.rng.getrandbits(8 * nbytes))
+
+    @staticmethod
+    def realpath(path: str) -> str:
+        return str(path)
+
+    def pid_alive(self, pid: int) -> bool:
+        return self.world.pid_alive(self.node, pid)
+
+    @staticmethod
+    def mountinfo() -> str:
+        return MOUNTINFO
+
+    def syncfs(self, path: Any) -> None:
+        self._call("syncfs", path, "w")
