@@ -17,6 +17,7 @@ import sys
 import time
 from typing import List, Optional
 
+from .checks import PROPERTIES
 from .runner import MUTATIONS, run_many, run_one
 
 
@@ -30,29 +31,39 @@ def _parse(argv: List[str]) -> argparse.Namespace:
     parser.add_argument("--first", action="store_true", help="stop at the first failing seed")
     parser.add_argument("--master-faults", action="store_true",
                         help="inject failed calls into masters too (they end the master on main)")
+    parser.add_argument("--show", type=int, default=20, help="failing seeds to print (default 20)")
+    parser.add_argument("--known", default="", help="comma-separated properties whose violations are "
+                        "known bugs: reported, not failing (see tools/sim/checks.py PROPERTIES)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the trace of --seed")
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
+    known = [k for k in args.known.split(",") if k]
+    unknown = set(known) - set(PROPERTIES)
+    if unknown:
+        raise SystemExit(f"unknown properties {sorted(unknown)}; known: {', '.join(PROPERTIES)}")
     if args.seed is not None:
-        outcome = run_one(args.seed, args.mutation, trace=args.verbose, master_faults=args.master_faults)
+        outcome = run_one(args.seed, args.mutation, trace=args.verbose, master_faults=args.master_faults,
+                          known=known)
         if args.verbose:
             sys.stdout.write(outcome.trace)
         print(f"seed {outcome.seed}: {'ok' if outcome.ok else 'FAILED'}: {outcome.why} "
               f"({outcome.points} calls, {outcome.virtual_secs:.1f} s virtual)")
         return 0 if outcome.ok else 1
     started = time.perf_counter()
-    found = run_many(args.start, args.schedules, args.mutation, args.procs, args.first, args.master_faults)
+    found = run_many(args.start, args.schedules, args.mutation, args.procs, args.first, args.master_faults,
+                     known)
     extra = (f" --mutation {args.mutation}" if args.mutation else "") + \
         (" --master-faults" if args.master_faults else "")
-    for outcome in found["failures"][:20]:
+    for outcome in found["failures"][:args.show]:
         print(f"seed {outcome.seed}: FAILED: {outcome.why}")
         print(f"  replay: python -m tools.sim --seed {outcome.seed}{extra} -v")
-    print(f"sim: {found['schedules']} schedules from seed {args.start}"
-          f"{' with mutation ' + args.mutation if args.mutation else ''}, "
-          f"{len(found['failures'])} failing, {time.perf_counter() - started:.1f} s "
+    hits = f" (and {len(found['known'])} hitting known bugs: {args.known})" if known else ""
+    what = f" with mutation {args.mutation}" if args.mutation else ""
+    print(f"sim: {found['schedules']} schedules from seed {args.start}{what}, "
+          f"{len(found['failures'])} failing{hits}, {time.perf_counter() - started:.1f} s "
           f"({found['rate']:.0f} schedules/s, {args.procs} processes)")
     return 1 if found["failures"] else 0
 

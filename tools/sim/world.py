@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import fsmw
 from fsmw._core import atomic, layout, system
@@ -39,7 +39,8 @@ POINT_BOUND = 60_000
 class World:
     """The simulated cluster of one schedule."""
 
-    def __init__(self, seed: int, tracing: bool = False, master_faults: bool = False) -> None:
+    def __init__(self, seed: int, tracing: bool = False, master_faults: bool = False,
+                 known: Iterable[str] = ()) -> None:
         self.seed, self.tracing, self.root = seed, tracing, ROOT
         rng = random.Random(seed)
         self.kernel = kernel = Kernel(rng, rng.choice((0.1, 0.3, 0.7)), TIME_BOUND, POINT_BOUND)
@@ -55,7 +56,7 @@ class World:
                               poison=rng.choice(("none", "none", "t0")))
         self.plan = Plan(rng, LEASE, master_faults)
         self.faults = Faults(kernel, self.plan)
-        self.check = Checker(self, LEASE, max(n.actimeo for n in self.nodes))
+        self.check = Checker(self, LEASE, max(n.actimeo for n in self.nodes), known)
         kernel.on_point = self.faults.at_point
         kernel.on_crash = self._on_crash
         self.masters: List[Proc] = []
@@ -160,7 +161,7 @@ class World:
         with guarded() as escapes:
             self.kernel.run()
         for escape in escapes:
-            self.check.fail(escape)
+            self.check.fail("escaped", escape)
         self.check.finish(self.kernel.over or "no end")
 
 
