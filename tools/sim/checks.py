@@ -27,8 +27,8 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from fsmw._core import layout
 
-PROPERTIES = ("published-twice", "torn", "overwritten", "closed-round", "live-claim-broken", "not-ended",
-              "escaped")
+PROPERTIES = ("published-twice", "torn", "overwritten", "closed-round", "lost-claim-publish",
+              "stale-fence-check", "live-claim-broken", "not-ended", "escaped")
 SLACK = 0.1  # seconds of scheduling slack allowed on the heartbeat gap
 
 
@@ -98,11 +98,30 @@ class Checker:
         if self.world.server.resolve(f"{dir_path}/{layout.CLOSED}") is not None:
             self.fail("closed-round", f"{proc.name} published {where} in a closed round ({self._claim_story(proc, dir_path, task)}"
                       f"; closed means closed: a late result must become .dup)")
+        story = self._claim_story(proc, dir_path, task)
+        if story.endswith("lost claim"):
+            if self._stale_lookup(proc, dir_path, task):
+                self.fail("stale-fence-check", f"{proc.name} published {where}: {story}; its node's lookup "
+                          f"cache still resolved the claim to its own inode (fencing by stat on NFS)")
+            else:
+                self.fail("lost-claim-publish", f"{proc.name} published {where}: {story} (fencing)")
         source = self.world.server.resolve(f"{dir_path}/{task}.{layout.IN}")
         if source is None:
             self.fail("torn", f"{proc.name} published {where}, which has no input")
         elif bytes(inode.data) != result_of(source.data):
             self.fail("torn", f"{proc.name} published a torn or wrong {where}: {bytes(inode.data)[:40]!r}")
+
+    def _stale_lookup(self, proc: Any, dir_path: str, task: str) -> bool:
+        """Did ``proc``'s node's lookup cache still map one of ``task``'s claims to an inode of ``proc``?"""
+        node, now = proc.node, self.world.kernel.now
+        for path, (ino, at) in node.dcache.items():
+            if ino is None or now - at >= node.acdir or not path.startswith(f"{dir_path}/{task}.claim."):
+                continue
+            inode = self.world.server.inodes.get(ino)
+            current = self.world.server.resolve(path)
+            if inode is not None and inode.creator is proc and current is not inode:
+                return True
+        return False
 
     def _claim_story(self, proc: Any, dir_path: str, task: str) -> str:
         """When the publisher won its claim on ``task``, relative to CLOSED."""

@@ -21,7 +21,7 @@ import random
 from typing import Any, Dict, Iterable, List, Optional
 
 import fsmw
-from fsmw._core import atomic, layout, system
+from fsmw._core import atomic, claims, layout, system
 
 from .apps import SimClock, SimMaster, SimWorker, proc_rng
 from .checks import Checker
@@ -185,6 +185,10 @@ class guarded:
         self._stem = atomic._UNIQUE.stem, atomic._UNIQUE.counter
         atomic._UNIQUE.stem = ".tmp.sim.0.00000000"
         atomic._UNIQUE.counter = __import__("itertools").count()
+        # fcntl locks "held by this process" are one set per real process (claims._HELD_HERE):
+        # every simulated process shares it, so start each schedule with it empty.
+        self._held = set(claims._HELD_HERE)
+        claims._HELD_HERE.clear()
         self._level = logging.getLogger("fsmw").level
         logging.getLogger("fsmw").setLevel(logging.CRITICAL + 1)
         return self.escapes
@@ -194,6 +198,8 @@ class guarded:
         for name in self.METHODS:
             real.__dict__.pop(name, None)
         atomic._UNIQUE.stem, atomic._UNIQUE.counter = self._stem
+        claims._HELD_HERE.clear()
+        claims._HELD_HERE.update(self._held)
         logging.getLogger("fsmw").setLevel(self._level)
 
 
