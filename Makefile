@@ -8,7 +8,7 @@ RUNS   ?= 20
 FS     ?= local
 TASKS  ?= 60
 
-.PHONY: demo test test-cluster soak bench lint clean
+.PHONY: demo test test-cluster soak bench lint sim clean
 
 # Two stamps: the demo needs only fsmw and its dependencies (python-gflags, six);
 # the tests add the test tools (pytest, libfaketime, htcondor: '.[test]').
@@ -43,6 +43,18 @@ test-cluster: $(VENV)/.installed-test
 # Tools run as modules from the repository root (python -m tools.soak).
 soak: $(VENV)/.installed-demo
 	$(PY) -m tools.soak --runs $(RUNS) --fs $(FS) --tasks $(TASKS)
+
+# The deterministic simulation (issue 11 item 11): SCHEDULES seeds from SEED in SIM_PROCS
+# processes; exits 1 on a failing seed and prints the command that replays it.
+# SIM_KNOWN names properties whose violations are known, reported bugs (not failing):
+# closed-round (issue 11 item 3, and a master that crashes while closing) and
+# stale-fence-check (Claim.still_mine trusts the NFS lookup cache). Empty it once they are fixed.
+SCHEDULES ?= 10000
+SEED ?= 1
+SIM_PROCS ?= 2
+SIM_KNOWN ?= closed-round,stale-fence-check
+sim: $(VENV)/.installed-demo
+	$(PY) -m tools.sim --schedules $(SCHEDULES) --start $(SEED) --procs $(SIM_PROCS) --known '$(SIM_KNOWN)'
 
 BENCH_VENV ?= bench/.venv
 BENCH_ARGS ?=

@@ -57,9 +57,10 @@ def temp_path(directory: PathLike, fs: Optional[FileSystem] = None) -> str:
     name) and a counter follows.  Another ``fs`` (a simulated process) names
     its own host, pid and token.
     """
-    unique = _UNIQUE if fs is None or fs is REAL_FS else _OTHERS.get(fs)
-    if unique is None:
-        unique = _OTHERS[fs] = _Unique(fs)  # type: ignore[index]
+    if fs is None or fs is REAL_FS:
+        unique = _UNIQUE
+    else:
+        unique = _OTHERS.get(fs) or _OTHERS.setdefault(fs, _Unique(fs))
     return f"{directory}/{unique.stem}{next(unique.counter):x}"
 
 

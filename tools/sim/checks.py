@@ -69,7 +69,8 @@ class Checker:
         since = self._named_at.get((dir_path, name), 0.0)
         self._named_at[(dir_path, name)] = self.world.kernel.now
         if replaced is not None and replaced.ino in self._outputs:
-            self.fail("overwritten", f"{proc.name} replaced published output {self._short(dir_path, name)} by rename")
+            self.fail("overwritten", f"{proc.name} replaced published output "
+                      f"{self._short(dir_path, name)} by rename")
         entry = layout.parse(name)
         if entry is None:
             return
@@ -96,8 +97,9 @@ class Checker:
         if count > 1:
             self.fail("published-twice", f"{proc.name} published {where} a second time")
         if self.world.server.resolve(f"{dir_path}/{layout.CLOSED}") is not None:
-            self.fail("closed-round", f"{proc.name} published {where} in a closed round ({self._claim_story(proc, dir_path, task)}"
-                      f"; closed means closed: a late result must become .dup)")
+            story = self._claim_story(proc, dir_path, task)
+            self.fail("closed-round", f"{proc.name} published {where} in a closed round ({story}; "
+                      f"closed means closed: a late result must become .dup)")
         story = self._claim_story(proc, dir_path, task)
         if story.endswith("lost claim"):
             if self._stale_lookup(proc, dir_path, task):
@@ -148,10 +150,11 @@ class Checker:
             return
         now = self.world.kernel.now
         points = [start] + [t for t in holder_inode.changes if start <= t <= now] + [now]
-        gap = max(b - a for a, b in zip(points, points[1:]))
+        gap = max(points[i + 1] - points[i] for i in range(len(points) - 1))
         if gap + self.actimeo + SLACK < self.lease:
-            self.fail("live-claim-broken", f"{proc.name} broke the live claim {self._short(dir_path, name)} of {holder.name}, "
-                      f"which heartbeat every {gap:.2f} s or less (lease {self.lease:.1f} s)")
+            self.fail("live-claim-broken", f"{proc.name} broke the live claim "
+                      f"{self._short(dir_path, name)} of {holder.name}, which heartbeat every {gap:.2f} s "
+                      f"or less (lease {self.lease:.1f} s)")
 
     # -- the end -----------------------------------------------------------------------------
     def finish(self, over: str) -> None:
@@ -175,8 +178,9 @@ class Checker:
             inputs = [n[:-3] for n in world.names(round_path) if n.endswith(".in")]
             total += len(inputs)
             for task in inputs:
-                if not (world.exists(f"{round_path}/{task}.out") or world.exists(f"{round_path}/{task}.failed")):
-                    self.fail("not-ended", f"task {task} of round {number} is neither done nor failed at the end")
+                if not any(world.exists(f"{round_path}/{task}.{kind}") for kind in ("out", "failed")):
+                    self.fail("not-ended", f"task {task} of round {number} is neither done nor failed "
+                              f"at the end")
                     return
         if summary is not None and summary.done + len(summary.failed) != total:
             self.fail("not-ended", f"the master's summary ({summary}) does not count the {total} tasks")

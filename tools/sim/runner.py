@@ -29,8 +29,8 @@ class Outcome(NamedTuple):
 def format_trace(world: World) -> str:
     lines = [f"seed {world.seed}: shape {world.shape}, behaviour {world.behaviour}",
              f"faults {world.plan.as_dict()}",
-             "nodes " + ", ".join(f"{n.name}(actimeo {n.actimeo}, acdir {n.acdir}, wall {n.wall_offset:+.1f} s)"
-                                  for n in world.nodes)]
+             "nodes " + ", ".join(f"{n.name}(actimeo {n.actimeo}, acdir {n.acdir}, "
+                                  f"wall {n.wall_offset:+.1f} s)" for n in world.nodes)]
     for event in world.kernel.trace:
         lines.append(f"{event[0]:10.3f} " + " ".join(str(e) for e in event[1:] if e != ""))
     lines.append(f"end: {world.kernel.over}; faults drawn {world.faults.counts}; checks {world.check.stats}")
@@ -69,7 +69,8 @@ def run_many(first: int, count: int, mutation: Optional[str] = None, procs: int 
     if procs <= 1:
         failures = _run_range((seeds, mutation, stop_at_first, master_faults, tuple(known)))
     else:
-        chunks = [(seeds[i::procs], mutation, stop_at_first, master_faults, tuple(known)) for i in range(procs)]
+        chunks = [(seeds[i::procs], mutation, stop_at_first, master_faults, tuple(known))
+                  for i in range(procs)]
         with _pool(procs) as pool:
             failures = [o for part in pool.map(_run_range, chunks) for o in part]
     failures.sort(key=lambda o: o.seed)
