@@ -74,7 +74,7 @@ class Faults:
         return code
 
     def eexist_after_link(self, proc: Any) -> bool:
-        if self.plan.eexist_link and proc.role == "worker" and self.rng.random() < self.plan.eexist_link:
+        if self.plan.eexist_link and proc.role != "init" and self.rng.random() < self.plan.eexist_link:
             self._count(errno.EEXIST)
             return True
         return False
