@@ -140,13 +140,17 @@ class Kernel:
             return
         proc.crashed = True
         proc.frozen_until = 0.0
-        self.note(why, proc.name)
+        if why != "exit":
+            self.note(why, proc.name)
         for thread in proc.threads:
             thread.wake_at, thread.waiting = 0.0, None  # unwind now
         self.on_crash(proc)
 
     def exit_proc(self, proc: Proc) -> None:
         proc.exited = True
+        result = getattr(proc.result, "name", proc.result)
+        ended = repr(proc.error) if proc.error is not None else str(result).split("\n")[0]
+        self.note("exit", proc.name, ended)
         self.crash(proc, "exit")
 
     def note(self, *event: object) -> None:
