@@ -112,3 +112,15 @@ def test_closed_round_a_master_crash_while_closing_leaves_claims_unfenced():
                    "gets its own inode and links t2.out at 6.160 s")
 def test_stale_fence_check_a_holder_publishes_through_its_lookup_cache():
     _replays_clean(154, "closed-round")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11 items 6 and 10: with failed calls injected into masters "
+                   "too (--master-faults; off in make sim), a master ends at a single fault and every "
+                   "restart abandons the round. Seed 33: 38 masters die before the 400 s bound, 16 of them "
+                   "of TakenOver after one ESTALE on their own claim's stat (Claim.still_mine counts "
+                   "ESTALE as 'the name is gone'), 13 of ENOSPC and 5 of EIO while writing inputs or "
+                   "markers, 3 of 'store is not a directory' (Store.check's is_dir on an ESTALE), 1 of "
+                   "an EIO while listing")
+def test_not_ended_a_master_with_failed_calls_ends_and_restarts_forever():
+    done = cli("--seed", "33", "--master-faults", "--known", "closed-round,stale-fence-check")
+    assert done.returncode == 0, done.stdout
