@@ -17,7 +17,8 @@ import pytest
 from tools.sim.mutations import apply
 from tools.sim.runner import run_one
 
-KNOWN = ("closed-round", "stale-fence-check")  # real bugs on main, reported (see test_sim.py)
+# Real bugs on main, reported (see test_sim.py): they do not end a schedule here.
+KNOWN = ("closed-round", "stale-fence-check", "abandoned-claim")
 
 
 def first_failure(prop: str, bound: int):

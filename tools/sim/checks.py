@@ -28,7 +28,7 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 from fsmw._core import layout
 
 PROPERTIES = ("published-twice", "torn", "overwritten", "closed-round", "lost-claim-publish",
-              "stale-fence-check", "live-claim-broken", "not-ended", "escaped")
+              "stale-fence-check", "live-claim-broken", "abandoned-claim", "not-ended", "escaped")
 SLACK = 0.1  # seconds of scheduling slack allowed on the heartbeat gap
 
 
@@ -151,6 +151,11 @@ class Checker:
         now = self.world.kernel.now
         points = [start] + [t for t in holder_inode.changes if start <= t <= now] + [now]
         gap = max(points[i + 1] - points[i] for i in range(len(points) - 1))
+        frozen = any(a < now and b > start for a, b in holder.frozen_secs)
+        if gap + self.actimeo + SLACK >= self.lease and not frozen and holder.role == "worker":
+            self.fail("abandoned-claim", f"{proc.name} broke the claim {self._short(dir_path, name)} of "
+                      f"{holder.name}, which lived and was never frozen but went {gap:.2f} s without a "
+                      f"heartbeat: it gave its live claim up")
         if gap + self.actimeo + SLACK < self.lease:
             self.fail("live-claim-broken", f"{proc.name} broke the live claim "
                       f"{self._short(dir_path, name)} of {holder.name}, which heartbeat every {gap:.2f} s "
