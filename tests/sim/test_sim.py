@@ -81,6 +81,22 @@ def test_no_simulated_call_reaches_the_real_file_system():
     assert _audit["seen"] == [] and found["failures"] == []
 
 
+def test_the_audit_would_see_a_call_that_bypassed_the_simulated_file_system(monkeypatch):
+    """The check above is not vacuous: a worker that writes its output with the builtin open is seen."""
+    from tools.sim.apps import SimWorker
+
+    def leaky(self, input_path, output_path):
+        with open(output_path, "wb") as out:  # the real file system: /sim does not exist here
+            out.write(b"x")
+    monkeypatch.setattr(SimWorker, "process_file", leaky)
+    _audit["on"], _audit["seen"] = True, []
+    try:
+        run_many(1, 3, known=KNOWN)
+    finally:
+        _audit["on"] = False
+    assert _audit["seen"] and _audit["seen"][0][0] == "open"
+
+
 # -- real bugs found on main (strict xfails: they pass once fixed, and then must lose the mark) --
 
 def _replays_clean(seed: int, others: str) -> None:

@@ -113,7 +113,6 @@ class Kernel:
         self._main_wait = threading.Lock()
         self._main_wait.acquire()
         self.on_point: Callable[[Proc], None] = lambda proc: None  # faults: crash/freeze here?
-        self.on_idle: Callable[[], bool] = lambda: False  # nothing runnable: may start processes
         self.on_crash: Callable[[Proc], None] = lambda proc: None  # close its files, drop its locks
         self._pids: Dict[object, int] = {}
 
@@ -203,8 +202,6 @@ class Kernel:
             ready = [t for t in self.threads if self._runnable(t)]
             if ready:
                 return ready[0] if len(ready) == 1 else self.rng.choice(ready)
-            if self.on_idle():
-                continue
             wakes = [max(t.wake_at, t.proc.frozen_until) for t in self.threads if not t.done]
             wakes = [w for w in wakes if w > self.now and w != float("inf")]
             if not wakes:
