@@ -18,7 +18,7 @@ from tools.sim.mutations import apply
 from tools.sim.runner import run_one
 
 # Real bugs on main, reported (see test_sim.py): they do not end a schedule here.
-KNOWN = ("closed-round", "stale-fence-check", "abandoned-claim")
+KNOWN = ("closed-round", "stale-fence-check", "fence-race", "abandoned-claim")
 
 
 def first_failure(prop: str, bound: int):

@@ -7,6 +7,11 @@ is the one the trace ends at):
   per round directory, never by replacing a file, and is never removed;
 * **never torn or changed**: its content, when it appears, is the complete,
   correct result of the task's input, and is never written again;
+* **fencing**: an output is published only by the holder of a live claim on
+  its task; a publish on a lost claim is ``fence-race`` if the holder's fence
+  check (the ``stat`` just before its ``link``) was right when made,
+  ``stale-fence-check`` if its NFS cache answered it wrongly, and
+  ``lost-claim-publish`` if there was no check;
 * **closed means closed**: no ``.out`` appears in a round once its ``CLOSED``
   exists (the round's attempts were fenced: a late result becomes ``.dup``);
 * **live claims stay**: a claim is fenced (a name ``*.claim.<g>`` replaced by
@@ -15,6 +20,9 @@ is the one the trace ends at):
   (heartbeats, and the holder's own writes and links), from the claim's
   creation to the break, was longer than ``lease - actimeo`` (a freeze, a
   heartbeat that stopped); a holder that heartbeats within the lease keeps it.
+
+A master that stops as taken over must have been: its store claim no longer
+its own (``false-takeover``, checked as it exits).
 
 Liveness, at the end (:meth:`Checker.finish`): the run ended within its
 bounds, the last master returned, every task of its last round is done or
@@ -28,7 +36,8 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 from fsmw._core import layout
 
 PROPERTIES = ("published-twice", "torn", "overwritten", "closed-round", "lost-claim-publish",
-              "stale-fence-check", "live-claim-broken", "abandoned-claim", "not-ended", "escaped")
+              "stale-fence-check", "fence-race", "live-claim-broken", "abandoned-claim", "false-takeover",
+              "not-ended", "escaped")
 SLACK = 0.1  # seconds of scheduling slack allowed on the heartbeat gap
 
 
@@ -102,28 +111,26 @@ class Checker:
                       f"closed means closed: a late result must become .dup)")
         story = self._claim_story(proc, dir_path, task)
         if story.endswith("lost claim"):
-            if self._stale_lookup(proc, dir_path, task):
-                self.fail("stale-fence-check", f"{proc.name} published {where}: {story}; its node's lookup "
-                          f"cache still resolved the claim to its own inode (fencing by stat on NFS)")
-            else:
-                self.fail("lost-claim-publish", f"{proc.name} published {where}: {story} (fencing)")
+            self._lost_claim(proc, dir_path, task, where, story)
         source = self.world.server.resolve(f"{dir_path}/{task}.{layout.IN}")
         if source is None:
             self.fail("torn", f"{proc.name} published {where}, which has no input")
         elif bytes(inode.data) != result_of(source.data):
             self.fail("torn", f"{proc.name} published a torn or wrong {where}: {bytes(inode.data)[:40]!r}")
 
-    def _stale_lookup(self, proc: Any, dir_path: str, task: str) -> bool:
-        """Did ``proc``'s node's lookup cache still map one of ``task``'s claims to an inode of ``proc``?"""
-        node, now = proc.node, self.world.kernel.now
-        for path, (ino, at) in node.dcache.items():
-            if ino is None or now - at >= node.acdir or not path.startswith(f"{dir_path}/{task}.claim."):
-                continue
-            inode = self.world.server.inodes.get(ino)
-            current = self.world.server.resolve(path)
-            if inode is not None and inode.creator is proc and current is not inode:
-                return True
-        return False
+    def _lost_claim(self, proc: Any, dir_path: str, task: str, where: str, story: str) -> None:
+        """A publish on a lost claim: why did the fence check (the stat just before) not stop it?"""
+        check = self.world.kernel.current.prev
+        checked = len(check) == 4 and check[0] == "stat" and \
+            str(check[1]).startswith(f"{dir_path}/{task}.claim.") and check[2].creator is proc
+        if checked and check[3] is check[2]:
+            self.fail("fence-race", f"{proc.name} published {where}: {story}; its fence check found the "
+                      f"claim its own, and the claim was fenced between that check and this link")
+        elif checked:
+            self.fail("stale-fence-check", f"{proc.name} published {where}: {story}; its fence check "
+                      f"was answered from its node's NFS cache, which still showed its own inode")
+        else:
+            self.fail("lost-claim-publish", f"{proc.name} published {where}: {story} (no fence check)")
 
     def _claim_story(self, proc: Any, dir_path: str, task: str) -> str:
         """When the publisher won its claim on ``task``, relative to CLOSED."""

@@ -34,6 +34,8 @@ class Client(FileSystem):
     def _call(self, op: str, path: object, kinds: str) -> None:
         """A scheduling point, then maybe a fault (before the call takes effect)."""
         self.kernel.point()
+        thread = self.kernel.current
+        thread.prev, thread.last = thread.last, (op, path)
         code = self.world.faults.draw(self.proc, kinds)
         if code:
             self.kernel.note(self.proc.name, op, self.world.short(path), "FAULT " + errno.errorcode[code])

@@ -4,7 +4,8 @@ A :class:`Plan` is drawn once per schedule; most schedules get only some
 kinds of fault, and some get none, so that both quiet and hostile runs are
 explored.  Per file-system call: EIO (any call but a lock), ENOSPC (creates
 and writes), ESTALE (lookups and listings), all before the call takes
-effect, and EEXIST after a ``link`` that succeeded.  Per scheduling point:
+effect, and EEXIST after a ``link`` that succeeded, and EIO from a ``close``
+that did close the descriptor.  Per scheduling point:
 a crash (all the process's descriptors closed and fcntl locks dropped, its
 threads gone) or a freeze (SIGSTOP: no thread of it runs, heartbeat included,
 for a while), each within a budget per schedule.

@@ -62,6 +62,8 @@ class SimThread:
         self.wake_at = 0.0
         self.waiting: Optional[Callable[[], bool]] = None  # runnable once this is true
         self.done = False
+        self.last: tuple = ()  # this thread's last file-system call (the checker reads it)
+        self.prev: tuple = ()  # and the one before
         self.real = threading.Thread(target=self._run, name=f"sim-{proc.name}-{name}", daemon=True)
 
     def _run(self) -> None:

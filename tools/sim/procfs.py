@@ -101,6 +101,9 @@ class ProcFS(Client):
         self.kernel.point()
         self._fd(fd)
         self._close(fd)
+        if self.world.faults.draw(self.proc, "r"):  # NFS reports a failed write-back at close: EIO
+            self.kernel.note(self.proc.name, "close", fd, "FAULT EIO (the descriptor is closed)")
+            raise _err(errno.EIO)
         self._log("close", fd)
 
     def fstat(self, fd: int) -> SimStat:
@@ -113,6 +116,8 @@ class ProcFS(Client):
         path = str(path)
         self._call("stat", path, "rs")
         inode = self._lookup(path)
+        truth = self.server.resolve(path)
+        self.kernel.current.last = ("stat", path, inode, truth)  # what it answered, what was true
         node, now = self.node, self._now()
         hit = node.acache.get(inode.ino)
         if hit is not None and now - hit[1] < node.actimeo:

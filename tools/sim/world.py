@@ -97,6 +97,13 @@ class World:
         fs = getattr(proc, "fs", None)
         if fs is not None:
             fs.drop_all()
+        if type(proc.error).__name__ == "TakenOver":
+            root = self.server.resolve(ROOT)
+            for name, ino in (root.entries or {}).items() if root is not None else ():
+                owner = self.server.inodes[ino].creator
+                if name.startswith("master.claim.") and owner is proc:
+                    self.check.fail("false-takeover", f"{proc.name} stopped as taken over, but its claim "
+                                    f"{name} is still its own (nobody took the store over)")
 
     def pid_alive(self, node: Node, pid: int) -> bool:
         return any(p.pid == pid and p.node is node and not p.crashed for p in self.kernel.procs)
