@@ -53,7 +53,8 @@ def test_a_seed_replays_with_one_command_whatever_the_shells_hash_seed():
 def test_a_failing_seed_exits_1_and_prints_its_replay_command():
     done = cli("--schedules", "20", "--mutation", "no-recovery")
     assert done.returncode == 1
-    assert "replay: python -m tools.sim --seed 2 --mutation no-recovery -v" in done.stdout
+    assert "seed 1: FAILED: [not-ended]" in done.stdout
+    assert "replay: python -m tools.sim --seed 1 --mutation no-recovery -v" in done.stdout
 
 
 EVENTS = {"open", "os.listdir", "os.scandir", "os.rename", "os.link", "os.remove", "os.mkdir",
