@@ -2,13 +2,16 @@
 
 Every simulated thread is a real Python thread, but exactly one of them runs
 at a time: the one holding the baton.  A thread gives the baton away only at
-a *point*: every file-system call (``nfs.ProcFS``), every sleep, event wait,
-lock and join (``SimClock``).  At a point the running thread itself draws,
+a *point*: every file-system call (``procfs.ProcFS``), every sleep, event
+wait, lock and join (``apps.SimClock``).  At a point the running thread itself draws,
 from the schedule's one seeded generator, whether to go on or to hand the
 baton to another runnable thread, and whether to crash or freeze a process
 (``faults``).  So the whole interleaving, and with it every result, is a
 function of the seed.
 
+The running thread hands the baton on with probability ``switch_p`` (drawn
+per schedule: 0.1, 0.3 or 0.7) at each call, and always when it blocks or
+its process is frozen; the next thread is drawn among the runnable ones.
 Virtual time moves by ``OP_SECS`` per point and jumps, when nothing can run,
 to the next wake-up (a sleep ending, a frozen process thawing).  A crashed
 process's threads raise :class:`SimCrash` at their next point: they unwind

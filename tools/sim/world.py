@@ -4,13 +4,15 @@ The seed draws the shape of the run (tasks, rounds, workers, nodes with
 their caches, clock skew and fcntl support, task times, flaky and poisoned
 tasks) and the fault plan (``faults``).  An ``init`` process (never faulted)
 plays the user and the batch scheduler: it restarts a master that died and
-replaces workers that crashed or died, after a drawn delay, and ends the
-schedule once the last master returned and every worker has exited.
+replaces workers that crashed or died, after a drawn delay (0.5 to 5 s), and
+ends the schedule once the last master returned (or died after writing STOP)
+and every worker has exited.  Lease 4 s (heartbeat 0.8 s), idle sleeps up to
+1 s, workers give up after 30 s idle.
 
 Bounds: ``TIME_BOUND`` seconds of virtual time and ``POINT_BOUND`` calls;
 a run that hits either did not end (a liveness violation).
 
-Property: :func:`run_schedule` is a pure function of the seed (and the
+Property: :meth:`World.run` is a pure function of the seed (and the
 mutation, if any): the same seed gives the same trace.
 """
 
