@@ -110,7 +110,7 @@ class Diagnose(Sink):
         self.changed: List[str] = []
 
     def put(self, name: str, data: bytes) -> str:
-        if name in self.inputs and len(self.changed) < SHOWN:  # reads stop after a few
+        if name in self.inputs and len(self.changed) <= SHOWN:  # reads stop after a few (and one more)
             self._compare(name, data)
         return super().put(name, data)
 
@@ -218,8 +218,9 @@ def _resume(round_dir: RoundDir, run: Run, fsync: bool) -> Tuple[Set[str], int]:
         if not gone and not new:
             diagnose = Diagnose(round_dir, inputs)
             run(diagnose)
-            changed = diagnose.changed or ["none found by reading the inputs, but the digest in SEALED "
-                                           "differs: does create_input_files() yield the same bytes every time?"]
+            changed = diagnose.changed or ["none found by reading the inputs, but the digest in "
+                                           "SEALED differs: does create_input_files() yield the same "
+                                           "bytes every time?"]
         raise RoundMismatch(_message(round_dir, gone, new, changed))
     check = Check(round_dir, round_dir.scan().inputs, fsync, write=record is None)
     try:
