@@ -23,6 +23,15 @@ without ``CLOSED`` (:func:`resume_inputs`):
   writes each missing input as a temp file; only if nothing differs are the
   temps renamed into place and the round sealed.
 
+Which round: the newest one without ``CLOSED``.  ``create_input_files()``
+runs with ``Master.round`` set to its number, so a master that derives its
+tasks from ``self.round`` (as the examples do) yields them again; one that
+derives them from state built in earlier rounds must rebuild that state
+itself, since earlier rounds are never processed again (closed rounds are
+left as they are; an older round still open, whose successor exists, is
+closed with ``next: round-<n>``).  An unsealed round accepts any tasks that
+agree with the inputs it already has.
+
 Property: a resumed round's inputs are exactly the tasks
 ``create_input_files()`` yields now (no input rewritten, no claim touched),
 or :class:`RoundMismatch` is raised, naming the first differences, and the
@@ -133,20 +142,20 @@ class Check(Diagnose):
         super().__init__(round_dir, inputs)
         self._fsync = fsync
         self._write = write
-        self._staged: List[Tuple[str, str]] = []  # (temp path, final path)
+        self._staged: List[Tuple[str, str]] = []  # (temp path, task name): no more held per input
 
     def put(self, name: str, data: bytes) -> str:
         if name in self.inputs:
             self._compare(name, data)
         elif self._write:
-            self._staged.append((self.round_dir.temp(data, self._fsync), self.round_dir.file(name, names.IN)))
+            self._staged.append((self.round_dir.temp(data, self._fsync), name))
         self.digest.add(name, data)
         return self.round_dir.file(name, names.IN)
 
     def publish(self) -> int:
         """Rename the staged inputs into place; how many there were."""
-        for tmp, final in self._staged:
-            self.round_dir.fs.rename(tmp, final)
+        for tmp, name in self._staged:
+            self.round_dir.fs.rename(tmp, self.round_dir.file(name, names.IN))
         return len(self._staged)
 
     def discard(self) -> None:
