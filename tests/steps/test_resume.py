@@ -13,7 +13,8 @@ import pytest
 
 import fsmw
 from fsmw._core.system import FileSystem
-from fsmw._master.resume import SHOWN, RoundMismatch
+from fsmw import RoundMismatch
+from fsmw._master.resume import SHOWN
 from support.clock import FakeClock
 from support.stores import Squarer, make_round, round_dir
 
