@@ -53,6 +53,12 @@ class Options:
         walltime_secs: seconds this worker may run (its allocation); it does not
             start a task it cannot expect to finish in the time left.  Under
             Slurm the job's remaining time is used when this is None.
+        abandon_open_round: what a master does with a round an earlier master
+            left open (it crashed, or ``process_output_files`` raised): False
+            (the default) resumes it if ``create_input_files()`` yields its
+            tasks again (the same names and bytes), and fails with a
+            StoreError naming the differences otherwise; True closes it as
+            abandoned and starts a new round.
     """
 
     lease_secs: float = 120.0
@@ -69,6 +75,7 @@ class Options:
     progress: Optional[bool] = None
     progress_secs: float = 60.0
     walltime_secs: Optional[float] = None
+    abandon_open_round: bool = False
 
     def __post_init__(self) -> None:
         for name in ("lease_secs", "master_idle_sleep_secs", "worker_idle_sleep_secs",
