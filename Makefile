@@ -46,12 +46,12 @@ soak: $(VENV)/.installed-demo
 
 # The deterministic simulation (issue 11 item 11): SCHEDULES seeds from SEED in SIM_PROCS
 # processes; exits 1 on a failing seed and prints the command that replays it.
-# SIM_KNOWN names properties whose violations are known, reported bugs (not failing):
-# closed-round (issue 11 item 3, and a master that crashes while closing), stale-fence-check
-# (Claim.still_mine trusts the NFS lookup cache), fence-race (a holder stopped between its fence
-# check and its link: inherent) and abandoned-claim (an ESTALE fences a holder's own claim; a
-# failed break leaves the won claim behind, item 9); see the strict xfails in
-# tests/sim/test_sim.py. Take each out once it is fixed.
+# SIM_KNOWN names properties whose violations are known, reported bugs (not failing), each with
+# a strict xfail in tests/sim/test_sim.py: closed-round (a break that fails between its record and
+# its fence), stale-fence-check (Claim.still_mine trusts the NFS lookup cache), fence-race (a
+# holder stopped between its fence check and its link: inherent) and abandoned-claim (an ESTALE
+# fences a holder's own claim; a takeover that fails leaves its claim behind, item 9).
+# Take each out once it is fixed. `python -m tools.sim --find PROPERTY` finds the shortest seeds.
 SCHEDULES ?= 10000
 SEED ?= 1
 SIM_PROCS ?= 2

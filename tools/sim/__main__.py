@@ -3,6 +3,7 @@
     python -m tools.sim --schedules 10000 --procs 2        # CI: exit 1 on any failing seed
     python -m tools.sim --seed 12345 -v                    # replay one seed, print its trace
     python -m tools.sim --mutation no-fencing --schedules 2000 --first   # find a failing seed
+    python -m tools.sim --find closed-round --schedules 10000 --procs 2  # the shortest seeds of a bug
 
 fsmw iterates sets of task names, whose order depends on ``PYTHONHASHSEED``;
 so that a seed replays byte for byte in any shell, this re-executes itself
@@ -34,6 +35,8 @@ def _parse(argv: List[str]) -> argparse.Namespace:
     parser.add_argument("--show", type=int, default=20, help="failing seeds to print (default 20)")
     parser.add_argument("--known", default="", help="comma-separated properties whose violations are "
                         "known bugs: reported, not failing (see tools/sim/checks.py PROPERTIES)")
+    parser.add_argument("--find", metavar="PROPERTY", help="report the shortest seeds (fewest calls) that "
+                        "break PROPERTY, every property counted as known meanwhile")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the trace of --seed")
     return parser.parse_args(argv)
 
@@ -52,6 +55,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"seed {outcome.seed}: {'ok' if outcome.ok else 'FAILED'}: {outcome.why} "
               f"({outcome.points} calls, {outcome.virtual_secs:.1f} s virtual)")
         return 0 if outcome.ok else 1
+    if args.find:
+        return _find(args)
     started = time.perf_counter()
     found = run_many(args.start, args.schedules, args.mutation, args.procs, args.first, args.master_faults,
                      known)
@@ -66,6 +71,18 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"{len(found['failures'])} failing{hits}, {time.perf_counter() - started:.1f} s "
           f"({found['rate']:.0f} schedules/s, {args.procs} processes)")
     return 1 if found["failures"] else 0
+
+
+def _find(args: argparse.Namespace) -> int:
+    """Print the shortest seeds that break ``args.find`` (a minimal replay of a known bug)."""
+    known = [p for p in PROPERTIES if p != "escaped"]
+    found = run_many(args.start, args.schedules, args.mutation, args.procs, False, args.master_faults, known)
+    hits = sorted((o.points, o.seed, h) for o in found["known"] for h in o.known
+                  if h.startswith(f"[{args.find}]"))
+    for points, seed, hit in hits[:args.show]:
+        print(f"seed {seed} ({points} calls): {hit}")
+    print(f"sim: {len(hits)} hits of {args.find} in {args.schedules} schedules from seed {args.start}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ effect, and EEXIST after a ``link`` that succeeded, and EIO from a ``close``
 that did close the descriptor.  Per scheduling point:
 a crash (all the process's descriptors closed and fcntl locks dropped, its
 threads gone) or a freeze (SIGSTOP: no thread of it runs, heartbeat included,
-for a while), each within a budget per schedule.
+for 0.3 s to 3 leases), at call numbers drawn per schedule (0 to 3
+crashes, 0 to 4 freezes), each of a live process drawn then (every process
+not running is stopped between two of its calls).
 
 Property: every decision comes from the kernel's one seeded generator, in
 the order the points happen.
@@ -19,6 +21,9 @@ from __future__ import annotations
 import errno
 import random
 from typing import Any, Dict
+
+
+SPREAD = 300  # calls over which crashes and freezes are drawn (a run makes about 330)
 
 
 class Plan:
@@ -33,11 +38,11 @@ class Plan:
         self.enospc = pick((0.0, 0.0, 0.003, 0.01))
         self.estale = pick((0.0, 0.0, 0.003, 0.01))
         self.eexist_link = pick((0.0, 0.05, 0.2))
-        self.crash = pick((0.0, 0.002, 0.005))
-        self.freeze = pick((0.0, 0.002, 0.005))
-        self.max_crashes = pick((1, 2, 3))
-        self.max_freezes = pick((1, 3))
-        self.freeze_secs = (0.3, 1.5, lease * 1.2, lease * 2.5)
+        # Crashes and freezes happen at drawn call numbers, spread over a typical run
+        # (median about 330 calls), so that they hit every phase of it, not only its start.
+        self.crashes = sorted(rng.randrange(SPREAD) for _ in range(pick((0, 0, 1, 2, 3))))
+        self.freezes = sorted(rng.randrange(SPREAD) for _ in range(pick((0, 1, 2, 4))))
+        self.freeze_secs = (0.3, 1.5, lease * 1.2, lease * 2.0, lease * 3.0)
 
     def as_dict(self) -> Dict[str, object]:
         return {k: v for k, v in vars(self).items() if k != "freeze_secs"}
@@ -81,17 +86,23 @@ class Faults:
         return False
 
     def at_point(self, proc: Any) -> None:
-        """Maybe crash or freeze ``proc`` (the process about to make a call)."""
-        plan = self.plan
-        if proc.role == "init" or not (plan.crash or plan.freeze):
+        """At a drawn call number, crash or freeze a live process (any: each is between two calls)."""
+        plan, points = self.plan, self.kernel.points
+        due_crash = self.crashes < len(plan.crashes) and points >= plan.crashes[self.crashes]
+        due_freeze = self.freezes < len(plan.freezes) and points >= plan.freezes[self.freezes]
+        if not (due_crash or due_freeze):
             return
-        x = self.rng.random()
-        if x < plan.crash and self.crashes < plan.max_crashes:
+        live = [p for p in self.kernel.procs if p.role != "init" and not p.crashed]
+        if not live:
+            return
+        target = self.rng.choice(live)
+        if due_crash:
             self.crashes += 1
-            self.kernel.crash(proc, "CRASH")
-        elif plan.crash <= x < plan.crash + plan.freeze and self.freezes < plan.max_freezes:
+            self.kernel.crash(target, "CRASH")
+        else:
             self.freezes += 1
             secs = self.rng.choice(plan.freeze_secs)
-            proc.frozen_until = self.kernel.now + secs
-            proc.frozen_secs.append((self.kernel.now, self.kernel.now + secs))
-            self.kernel.note("FREEZE", proc.name, f"{secs:.1f} s")
+            start = max(self.kernel.now, target.frozen_until)
+            target.frozen_until = start + secs
+            target.frozen_secs.append((self.kernel.now, target.frozen_until))
+            self.kernel.note("FREEZE", target.name, f"{secs:.1f} s")

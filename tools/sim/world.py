@@ -53,7 +53,7 @@ class World:
                            rng.uniform(-600, 600), locks) for i in range(rng.choice((1, 2, 3)))]
         self.shape = dict(tasks=rng.randint(1, 6), rounds=rng.choice((1, 1, 2)), workers=rng.randint(1, 3),
                           nodes=len(self.nodes), locks=locks)
-        self.behaviour = dict(secs=rng.choice(((0.05,), (0.1, 0.5, 2.0), (0.2, 6.0))),
+        self.behaviour = dict(secs=rng.choice(((0.05,), (0.1, 0.5, 2.0), (0.2, 6.0), (1.0, 8.0))),
                               flaky=rng.choice((0.0, 0.0, 0.1)),
                               poison=rng.choice(("none", "none", "t0")))
         self.plan = Plan(rng, LEASE, master_faults)
