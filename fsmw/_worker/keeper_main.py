@@ -147,7 +147,8 @@ class KeeperLoop:
                 time.sleep(BATCH_SECS)  # let lines gather: a wakeup per batch, not per task
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + self.config.interval
-                self._read(fd, poller)
+                if not self._read(fd, poller):  # never signal a pid that may be gone
+                    return self._on_exit()
                 self._beat_safely()
 
     def _read(self, fd: int, poller: Any) -> bool:
