@@ -1,7 +1,8 @@
 """One attempt at one claimed task: process, publish or record the failure.
 
 Protocol for an attempt holding claim ``<task>.claim.<g>``:
-  1. the worker's heartbeat thread keeps the claim alive while anything below runs;
+  1. the worker's keeper process (or heartbeat thread) keeps the claim alive while
+     anything below runs;
   2. ``process_file(input, output)`` writes ``output``, a fresh temp name in
      the round directory (or in private local scratch with ``use_tmp``);
   3. the output is fsynced where that protects anything (see ``_core.fsinfo``;
