@@ -23,9 +23,10 @@ Protocol:
   * The holder's token is touched (``futimens``) every ``lease_secs / 5``
     while it holds a claim: by the worker's keeper process (``_worker.keeper``,
     which a C call holding the GIL cannot starve), or by one heartbeat thread
-    per worker under a simulated clock or file system.  Before every heartbeat and before publishing it checks that the
-    name still points at its inode (one ``stat``); if not, it is *fenced*: it
-    stops heartbeating and never publishes nor removes the name.
+    per worker under a simulated clock or file system.  Before every heartbeat
+    and before publishing it checks that the name still points at its inode
+    (one ``stat``); if not, it is *fenced*: it stops heartbeating and never
+    publishes nor removes the name.
   * fcntl is used as a witness, not as the mutual exclusion (the exclusive
     create is that).  An fcntl error other than "busy" (ENOLCK on NFS without
     lockd, ENOSYS/EOPNOTSUPP on Lustre without ``flock``) is logged once per
