@@ -11,13 +11,16 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
+import fsmw
 from fsmw import ExitCode
+from fsmw._worker.keeper import Keeper
 from support.procs import execution, executions, fast_options, wait_for
-from support.stores import names, round_dir
+from support.stores import Squarer, names, round_dir
 
 STOPPED = int(ExitCode.STOPPED)
 MARGIN = 3.0  # seconds of slack for a shared, noisy 2-core machine
@@ -213,3 +216,38 @@ def test_a_worker_in_another_thread_is_never_signalled(procs, tmp_path):
     gate.touch()  # the task finishes as with on_stop="finish"
     assert worker.wait(20) == STOPPED
     assert (round_dir(store) / "t0000.out").exists()
+
+
+def test_several_workers_in_one_process_have_a_keeper_each_and_reap_it(tmp_path, monkeypatch):
+    started = []
+    real_start = Keeper._start
+
+    def recording_start(self):
+        ok = real_start(self)
+        started.append(self._proc)
+        return ok
+
+    monkeypatch.setattr(Keeper, "_start", recording_start)
+
+    class Squares(fsmw.Master):
+        def create_input_files(self):
+            for i in range(20):
+                self.create_input_file(f"t{i}", str(i))
+
+    store = tmp_path / "store"
+    master = Squares(store, progress=False, master_idle_sleep_secs=0.05)
+    workers = [Squarer(store, i, worker_idle_sleep_secs=0.05) for i in (1, 2)]
+    codes = []
+    threads = [threading.Thread(target=lambda w=w: codes.append(w.run())) for w in workers]
+    for t in threads:
+        t.start()
+    try:
+        summary = master.run()
+    finally:
+        for t in threads:
+            t.join(30)
+    assert summary.done == 20 and codes == [fsmw.ExitCode.STOPPED] * 2
+    assert sum(w.tasks_done for w in workers) == 20
+    working = [w for w in workers if w.tasks_done]
+    assert len(started) == len(working) and len({p.pid for p in started}) == len(started)
+    assert all(p.returncode == 0 for p in started)  # each keeper saw EOF, exited and was reaped
