@@ -1,8 +1,8 @@
 """The keeper process: keeps a worker's claim alive while the worker process lives.
 
-Run by the worker (see ``keeper``) as ``python -m fsmw._worker.keeper_main
-CONFIG`` (JSON: :class:`Config`'s fields), with a pipe on stdin that only the
-worker process writes to.  The worker writes one line per change:
+Run by the worker (see ``keeper``; by hand: ``python -m
+fsmw._worker.keeper_main CONFIG``, JSON of :class:`Config`'s fields), with a
+pipe on stdin that only the worker process writes to.  The worker writes one line per change:
 
     h <round> <gen> <ino> <since> <task>   it holds <task>.claim.<gen> of round <round>,
                                            linked to inode <ino>, since <since> (time.monotonic)
@@ -159,17 +159,17 @@ class KeeperLoop:
                 return False
             lines = (self._rest + data).split(b"\n")
             self._rest = lines.pop()
-            self._apply(lines)
+            if lines:
+                self._apply(lines[-1])  # each line replaces the state: the last one is the state
         return True
 
-    def _apply(self, lines: List[bytes]) -> None:
-        for line in lines:
-            if self.held is not None:
-                self.held.close()
-                self.held = None
-            if line.startswith(b"h "):
-                _, number, gen, ino, since, task = line.decode("utf-8", "surrogateescape").split(" ", 5)
-                self.held = Held(self.store.round(int(number)), task, int(gen), int(ino), float(since))
+    def _apply(self, line: bytes) -> None:
+        if self.held is not None:
+            self.held.close()
+            self.held = None
+        if line.startswith(b"h "):
+            _, number, gen, ino, since, task = line.decode("utf-8", "surrogateescape").split(" ", 5)
+            self.held = Held(self.store.round(int(number)), task, int(gen), int(ino), float(since))
 
     def _beat_safely(self) -> None:
         try:
