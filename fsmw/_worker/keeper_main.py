@@ -87,30 +87,29 @@ class Held:
     def __init__(self, round_dir: RoundDir, task: str, gen: int, ino: int, since: float) -> None:
         self.round_dir, self.task, self.gen, self.ino = round_dir, task, gen, ino
         self.since = since
-        self.claim: Optional[Claim] = None  # opened at the first heartbeat
         self.nudged: Optional[float] = None
         self.warned = False
 
     def open(self) -> Claim:
-        """Our own descriptor of the claim's inode (a fenced Claim if the name is not ours)."""
-        if self.claim is None:
-            path = self.round_dir.file(self.task, names.CLAIM, self.gen)
-            fd = -1
-            try:
-                fd = REAL_FS.open(path, O_READ)
-                if REAL_FS.fstat(fd).st_ino != self.ino:
-                    REAL_FS.close(fd)
-                    fd = -1
-            except OSError as exc:
-                if exc.errno not in GONE:
-                    raise
-            self.claim = Claim(path, self.ino, fd, self.task, self.gen, True)
-            self.claim.fenced = fd < 0
-        return self.claim
+        """A descriptor of our own on the claim's inode, for one use (the caller closes it).
 
-    def close(self) -> None:
-        if self.claim is not None:
-            self.claim.close()
+        A fenced Claim if the name no longer points at the worker's inode.  Not
+        kept open between uses: on NFS an open name that is removed (a released
+        claim) would linger as ``.nfsXXXX``.
+        """
+        path = self.round_dir.file(self.task, names.CLAIM, self.gen)
+        fd = -1
+        try:
+            fd = REAL_FS.open(path, O_READ)
+            if REAL_FS.fstat(fd).st_ino != self.ino:
+                REAL_FS.close(fd)
+                fd = -1
+        except OSError as exc:
+            if exc.errno not in GONE:
+                raise
+        claim = Claim(path, self.ino, fd, self.task, self.gen, True)
+        claim.fenced = fd < 0
+        return claim
 
 
 def worker_stopped(pid: int) -> bool:
@@ -164,9 +163,7 @@ class KeeperLoop:
         return True
 
     def _apply(self, line: bytes) -> None:
-        if self.held is not None:
-            self.held.close()
-            self.held = None
+        self.held = None
         if line.startswith(b"h "):
             _, number, gen, ino, since, task = line.decode("utf-8", "surrogateescape").split(" ", 5)
             self.held = Held(self.store.round(int(number)), task, int(gen), int(ino), float(since))
@@ -182,11 +179,15 @@ class KeeperLoop:
         if held is None or worker_stopped(pid):
             return
         claim = held.open()
-        if not claim.touch() and not held.warned:
-            held.warned = True
-            log.warning("claim %s is no longer ours (broken by another worker that saw no heartbeat "
-                        "for lease_secs, or the round was closed); our result will be discarded", claim.name)
-        why = why_not_needed(held.round_dir, claim, self.stop_file if self.config.watch_stop else None)
+        try:
+            if not claim.touch() and not held.warned:
+                held.warned = True
+                log.warning("claim %s is no longer ours (broken by another worker that saw no heartbeat "
+                            "for lease_secs, or the round was closed); our result will be discarded",
+                            claim.name)
+            why = why_not_needed(held.round_dir, claim, self.stop_file if self.config.watch_stop else None)
+        finally:
+            claim.close()
         if why is None or not self.config.signals:
             return
         now = time.monotonic()
@@ -210,15 +211,18 @@ class KeeperLoop:
         if rd.has(names.file_name(held.task, names.ERR, held.gen)):
             return 0  # the worker (or a judge) recorded this attempt
         claim = held.open()
-        why = self.killed_why or why_not_needed(rd, claim, self.stop_file)
-        if why is not None:
-            abandon(rd, claim, why, dict(self.config.facts, ended_by=f"keeper {os.getpid()}"))
-            log.info("worker process %d is gone; task %s: %s", pid, held.task, why)
-        elif self.ending:
-            claim.release()
-            log.warning("worker process %d ended with the job; task %s given back", pid, held.task)
-        else:
-            self._record_death(held, claim)
+        try:
+            why = self.killed_why or why_not_needed(rd, claim, self.stop_file)
+            if why is not None:
+                abandon(rd, claim, why, dict(self.config.facts, ended_by=f"keeper {os.getpid()}"))
+                log.info("worker process %d is gone; task %s: %s", pid, held.task, why)
+            elif self.ending:
+                claim.release()
+                log.warning("worker process %d ended with the job; task %s given back", pid, held.task)
+            else:
+                self._record_death(held, claim)
+        finally:
+            claim.close()
         return 0
 
     def _record_death(self, held: Held, claim: Claim) -> None:
@@ -234,7 +238,6 @@ class KeeperLoop:
         attempts, marked = held.round_dir.record_failure(held.task, held.gen, facts, body, limit)
         log.warning("task %s attempt %d: %s (%d of %d failed attempts)%s", held.task, held.gen, error,
                     attempts, limit, "; marked failed" if marked else "")
-        claim.close()
 
 
 def main(argv: List[str]) -> int:
