@@ -251,3 +251,27 @@ def test_several_workers_in_one_process_have_a_keeper_each_and_reap_it(tmp_path,
     working = [w for w in workers if w.tasks_done]
     assert len(started) == len(working) and len({p.pid for p in started}) == len(started)
     assert all(p.returncode == 0 for p in started)  # each keeper saw EOF, exited and was reaped
+
+
+@pytest.mark.time_limit(90)
+def test_a_worker_whose_hung_task_was_backed_up_leaves_it_and_works_on(procs, tmp_path):
+    store, markers = tmp_path / "store", tmp_path / "markers"
+    markers.mkdir()
+    lease = 2.0
+    options = fast_options(lease_secs=lease, process_secs=0.5, lockfile_timeout_threshold=1.0)
+    master = procs.master(store, options, tasks=4, rounds=2)
+    behaviour = dict(markers=markers, wait={"1/t0000": [str(tmp_path / "never"), None]},
+                     sleep={f"2/t000{i}": [1.0] for i in range(4)})
+    hung = procs.worker(store, 1, options, **behaviour)
+    first = wait_for(lambda: execution(markers, "t0000", 1), 20, "t0000 to start (and hang)")
+    assert first["pid"] == hung.pid
+    helper = procs.worker(store, 2, options, **behaviour)
+
+    result = master.result(timeout=60)
+    assert [hung.wait(20), helper.wait(20)] == [STOPPED, STOPPED]
+    rd1 = round_dir(store, 1)
+    (dup,) = names(rd1, "t0000.dup.*")
+    assert "reason: abandoned: a result was already published" in (rd1 / dup).read_text()
+    assert result["done"] == 8 and result["failed"] == [] and names(rd1, "*.err.*") == []
+    round2 = [e["pid"] for t in ("t0000", "t0001", "t0002", "t0003") for e in executions(markers, t, 2)]
+    assert hung.pid in round2, "the worker that left its hung task did not work on round 2"
