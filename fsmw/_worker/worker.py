@@ -15,10 +15,10 @@ SIGTERM, SIGINT and SIGUSR1 (a scheduler's warning before the time limit)
 only set a flag, or, while ``process_file`` runs, raise
 :class:`WorkerInterrupted` inside it: the worker then releases its claim (the
 task is immediately free for others), discards the partial output and exits
-with :attr:`ExitCode.INTERRUPTED`.  A keeper process (see
-``keeper``; real clock and file system only) heartbeats whatever the GIL does,
-records the attempt of a worker that died, and interrupts a task whose result
-is no longer needed: the worker leaves it and goes on (exits on STOP).  A worker that knows its allocation
+with :attr:`ExitCode.INTERRUPTED`.  A keeper process (``keeper``; real clock
+and file system only) heartbeats whatever the GIL does, records the attempt
+of a worker that died, and interrupts a task whose result is no longer
+needed: the worker leaves it and goes on (exits on STOP).  A worker that knows its allocation
 (``walltime_secs``, or the Slurm job's time left) does not start a task it
 cannot expect to finish: it exits with :attr:`ExitCode.OUT_OF_TIME` once the
 time left is shorter than a typical task (``process_secs``, or the median
@@ -121,8 +121,8 @@ class Worker:
     def run(self) -> ExitCode:
         """Work until the stop file, the idle limit or a signal; return why."""
         with self._stop.signals_handled(), scratch_dir(self.options) as self._scratch:
-            self._attempt = None  # a keeper process for this run (started at the first claim):
-            if self._real and self._KEEPER:
+            self._attempt = None
+            if self._real and self._KEEPER:  # a keeper process for this run, from the first claim
                 self._heartbeat = Keeper.for_worker(self.options, self.store.root, self._facts,
                                                     self._stop.handling, self._thread_beat, self.log)
             try:
