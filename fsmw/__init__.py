@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ._core.errors import FsmwError, StoreError, TaskNameError
 from ._master.master import Master
+from ._master.resume import RoundMismatch
 from ._master.summary import Failure, Summary
 from ._options import Options
 from ._core.store import Store
@@ -24,6 +25,7 @@ __all__ = [
     "FsmwError",
     "Master",
     "Options",
+    "RoundMismatch",
     "StepResult",
     "Store",
     "StoreError",

@@ -61,6 +61,12 @@ class Options:
             (default) interrupts it within ``lease_secs / 5`` as SIGTERM would,
             gives its claim back and exits; ``"finish"`` lets it finish and
             publish, then exits.  Either way nothing new starts.
+        abandon_open_round: what a master does with a round an earlier master
+            left open (it crashed, or ``process_output_files`` raised): False
+            (the default) resumes it if ``create_input_files()`` yields its
+            tasks again (the same names and bytes), and fails with a
+            StoreError naming the differences otherwise; True closes it as
+            abandoned and starts a new round.
     """
 
     lease_secs: float = 120.0
@@ -78,6 +84,7 @@ class Options:
     progress_secs: float = 60.0
     walltime_secs: Optional[float] = None
     on_stop: str = "interrupt"
+    abandon_open_round: bool = False
 
     def __post_init__(self) -> None:
         for name in ("lease_secs", "master_idle_sleep_secs", "worker_idle_sleep_secs",

@@ -66,11 +66,14 @@ gflags.DEFINE_float("walltime_secs", _D.walltime_secs, "Seconds this worker may 
 gflags.DEFINE_enum("on_stop", _D.on_stop, list(ON_STOP), "What a worker does with a running "
                    "task when STOP appears: interrupt it within lease_secs/5 and give it back, "
                    "or let it finish and publish; either way nothing new starts.")
+gflags.DEFINE_bool("abandon_open_round", _D.abandon_open_round, "Whether the master closes a round "
+                  "an earlier master left open (crashed) and starts a new one, rather than "
+                  "resume it: a resumed round must get the same tasks (names and bytes).")
 gflags.DEFINE_enum("log_level", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"],
                    "Logging level of the script.")
 
 _COMMON = ("lease_secs", "max_attempts", "fsync")
-_MASTER = _COMMON + ("master_idle_sleep_secs", "progress", "progress_secs")
+_MASTER = _COMMON + ("master_idle_sleep_secs", "progress", "progress_secs", "abandon_open_round")
 _WORKER = _COMMON + ("process_secs", "lockfile_timeout_threshold", "worker_idle_sleep_secs",
                      "worker_max_idle_secs", "take_lockfile_existence_as_lock", "use_tmp",
                      "tmp_folder", "walltime_secs", "on_stop")

@@ -4,7 +4,8 @@ Protocol per round k:
   1. ``mkdir round-k`` (never reused: a late file of round k can never satisfy
      round k+1), then ``create_input_files()`` writes each input two-stage
      (temp, fsync where wanted (see ``_core.fsinfo``), rename), then ``SEALED``
-     (:meth:`Master.begin_round`);
+     with a digest of the inputs (:meth:`Master.begin_round`).  A restarted
+     master resumes the newest round not ``CLOSED`` instead (``resume``);
   2. poll with one listing of ``round-k`` per pass (:meth:`Master.step`,
      parsing only the names that changed since the last one), again at about
      half the time the round should still take at its rate so far, backing
@@ -42,7 +43,8 @@ from .._core.view import RoundTracker, RoundView
 from .._options import Options, make_options
 from .ownership import MasterLease, TakenOver
 from .progress import Progress, RoundLog
-from .summary import Failure, Outputs, Summary
+from .resume import Fresh, Sink, create_inputs, resume_inputs
+from .summary import Outputs, Summary
 from .temps import TempWatch
 
 _log = logging.getLogger("fsmw.master")
@@ -90,6 +92,7 @@ class Master:
         self._bar = Progress(self.options.progress, self.options.progress_secs, self._clock.now)
         self._ownership = MasterLease(self.store, self._facts, self.options.lease_secs, self._clock, self.log)
         self._round_log = RoundLog(self.log, self._clock.now)
+        self._sink: Sink = Fresh(self._round_dir, self._fsync)
 
     # -- the subclass contract --------------------------------------------
     def create_input_files(self) -> None:
@@ -113,7 +116,7 @@ class Master:
             data = data.encode("utf-8")
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"input data for task {name!r} must be bytes or str, not {type(data).__name__}")
-        final = self._round_dir.write_input(name, data, self._fsync)
+        final = self._sink.put(name, data)  # written, or compared when resuming
         self._tasks.add(name)
         return Path(final)
 
@@ -130,8 +133,14 @@ class Master:
 
     def _run_rounds(self, started: float) -> Summary:
         earlier = self.store.rounds()
-        self.begin_round(max(earlier, default=0) + 1)
-        self._close_abandoned(earlier)
+        left_open = [n for n in earlier if not self.store.round(n).has(names.CLOSED)]
+        resume = bool(left_open) and not self.options.abandon_open_round  # see resume
+        self._open_round(left_open.pop() if resume else max(earlier, default=0) + 1, resume)
+        why = "" if resume else "abandoned; "
+        for number in left_open:  # send workers still there on to the current round
+            self.log.warning("round %d was left open by an earlier master; closing it (%snext: %s)",
+                             number, why, names.round_name(self.round))
+            self._close_round(number, f"{why}next: {names.round_name(self.round)}")
         while self._finish_round():
             previous = self.round
             self.begin_round(previous + 1)
@@ -159,7 +168,7 @@ class Master:
         except Stopped as exc:
             self.log.warning("%s; returning without the round's remaining results", exc)
             self._summary.stopped = True
-            self._tally()
+            self._summary.tally(self._round_dir, self._tasks, self._view)
             self._close_round(self.round, "stopped from outside")
             return False
         if not self._fsync:
@@ -182,21 +191,24 @@ class Master:
         """
         if number is None:
             number = max(self.store.rounds(), default=0) + 1
+        return self._open_round(number, resume=False)
+
+    def _open_round(self, number: int, resume: bool) -> int:
+        """Create round ``number``, or resume it (``resume``: RoundMismatch if the tasks differ)."""
         self.round, self._tasks = number, set()
         self._round_dir = self.store.round(number)
         self._tracker, self._done = RoundTracker(), set()
         self._bar.start_round(number)
         self._rounds_run.append(number)
-        try:
-            self._round_dir.create()
-        except FileExistsError as exc:
-            raise StoreError(f"{self._round_dir.path} already exists: is another master "
-                             f"running on {self.store.root}?") from exc
-        self.log.info("round %d: creating inputs", number)
-        self.create_input_files()
-        self._round_dir.write_marker(names.SEALED, f"tasks: {len(self._tasks)}\n")
-        self.log.info("round %d: %d tasks", number, len(self._tasks))
+        opener = resume_inputs if resume else create_inputs
+        self._tasks = opener(self._round_dir, self._yield_inputs, self._fsync, self.log)
         return number
+
+    def _yield_inputs(self, sink: Sink) -> Set[str]:
+        """Call ``create_input_files()`` with each input going to ``sink``; the task names."""
+        self._sink, self._tasks = sink, set()
+        self.create_input_files()
+        return self._tasks
 
     @property
     def _view(self) -> RoundView:
@@ -223,7 +235,6 @@ class Master:
         if not complete and self.store.stopped():
             raise Stopped(f"{self.store.stop_file} appeared: the run was stopped from outside")
         return complete
-
 
     def _mark_poisoned(self, view: RoundView) -> None:
         for task in self._round_dir.mark_poisoned(view, self.options.max_attempts):
@@ -258,7 +269,7 @@ class Master:
             else:
                 backoff.reset(left / 2)
             self._clock.sleep(max(backoff.draw(), pace.floor()))
-        self._tally()
+        self._summary.tally(self._round_dir, self._tasks, self._view)
 
     def _listing_failed(self, exc: OSError, since: Optional[float]) -> float:
         """Log a failed poll; give up (StoreError) once polls have failed for ``lease_secs``."""
@@ -269,23 +280,6 @@ class Master:
                              f"{self.options.lease_secs:.0f} s: {exc}") from exc
         self.log.warning("store error, will retry: %s", exc)
         return since
-
-    def _tally(self) -> None:
-        """Add the current round's results, as of the last poll, to the summary."""
-        view, number = self._view, self.round
-        self._summary.rounds += 1
-        self._summary.done += len(self._tasks & view.outputs)
-        for task in sorted((self._tasks & view.failed) - view.outputs):
-            error = self._round_dir.last_error(task, view.errors.get(task, []))
-            self._summary.failed.append(Failure(number, task, error))
-
-    def _close_abandoned(self, earlier: List[int]) -> None:
-        """Send workers still in rounds of an earlier master on to the new round."""
-        for number in earlier:
-            if not self.store.round(number).has(names.CLOSED):
-                self.log.warning("round %d was left unfinished by an earlier master; closing it",
-                                 number)
-                self._close_round(number, f"abandoned; next: {names.round_name(self.round)}")
 
     def _close_round(self, number: int, text: str) -> None:
         round_dir = self.store.round(number)

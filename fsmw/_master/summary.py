@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Mapping
+from typing import Iterator, List, Mapping, Set
 
 from .._core import layout as names
 from .._core.rounddir import RoundDir
+from .._core.view import RoundView
 
 
 class Outputs(Mapping[str, Path]):
@@ -58,6 +59,14 @@ class Summary:
     rounds: int = 0
     wall_secs: float = 0.0
     stopped: bool = False  # the stop file appeared before the last round was done
+
+    def tally(self, round_dir: RoundDir, tasks: Set[str], view: RoundView) -> None:
+        """Add a round's results, as of ``view`` (its last poll)."""
+        self.rounds += 1
+        self.done += len(tasks & view.outputs)
+        for task in sorted((tasks & view.failed) - view.outputs):
+            error = round_dir.last_error(task, view.errors.get(task, []))
+            self.failed.append(Failure(round_dir.number, task, error))
 
     def __str__(self) -> str:
         lines = [f"{self.done} tasks done, {len(self.failed)} failed, {self.duplicates} "

@@ -9,7 +9,11 @@ unfinished tasks in its last listing, one ``stat`` each, and feeds them to its
   is free after a short grace) is *broken*: the judge wins the generation
   after every one its listing shows (only the newest live generation ``g``
   of a task is ever judged), and ``RoundDir.break_claim`` records the lost
-  attempt and fences its holder; the judge then runs the task itself;
+  attempt and fences its holder; the judge then runs the task itself.  All
+  the stale claims of one listing are broken in the same pass: the judge
+  runs the first and gives the others back (removes the generation it won,
+  as ``fsmw requeue --stale`` does), so the claims of a process that died
+  with several Workers are free again together, for any worker to take;
 * once the round is sealed and at most ``lockfile_timeout_threshold`` of it is
   unfinished, or nothing of it is left to start, a task whose one running
   attempt (a first try, a retry or itself a backup) has run longer than
@@ -102,17 +106,22 @@ class Recovery:
             # of a backup, and judging it could break the task twice.
             name = names.file_name(task, names.CLAIM, gen)
             seen.append(name)
-            if result is not None:
-                continue
             path = claimer.round.join(name)
             try:
                 obs = self._judge.observe(name, claimer.round.fs.stat(path))
             except FileNotFoundError:
                 continue
             if self._stale(path, obs, claimer):
-                result = self._break(task, gen, view.next_gen(task), obs.unchanged_secs, claimer)
-            elif backup_ok and expected is not None and _live_attempts(view, task) == 1 \
-                    and obs.seen_secs >= expected:
+                # Every stale claim is broken in this pass: the first one this worker
+                # runs, the others it gives back, so a dead process's claims are all
+                # free again together, not one task duration apart.
+                won = self._break(task, gen, view.next_gen(task), obs.unchanged_secs, claimer)
+                if result is None:
+                    result = won
+                elif won is not None:
+                    won.release()
+            elif result is None and backup_ok and expected is not None \
+                    and _live_attempts(view, task) == 1 and obs.seen_secs >= expected:
                 result = self._backup(task, view.next_gen(task), obs.seen_secs, claimer)
         self._judge.forget_except(seen)
         return result

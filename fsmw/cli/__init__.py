@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
                         "workers' lease_secs (default 120)")
     p.add_argument("--dry-run", action="store_true", help="say what would be done, do nothing")
 
-    p = sub.add_parser("clean", help="remove dead writers' temp files and finished rounds' claims")
+    p = sub.add_parser("clean", help="remove dead writers' temps and tokens, finished rounds' claims")
     p.add_argument("store", help="the store directory")
     p.add_argument("--age", type=float, default=3600.0, metavar="SECS",
                    help="temp files older than this (s, file-system clock) are dead (default 3600)")

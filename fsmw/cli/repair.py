@@ -157,7 +157,8 @@ def clean_command(args: argparse.Namespace) -> int:
         round_dir = store.round(number)
         entries = round_dir.listing()
         doomed += _old_temps(store.fs, round_dir.join, entries, now, args.age)
-        if names.CLOSED in entries:
+        if names.CLOSED in entries:  # a dead worker's token stays until its round is closed
+            doomed += _old_temps(store.fs, round_dir.join, entries, now, args.age, _is_token)
             view = round_dir.scan()
             doomed += [round_dir.file(t, names.CLAIM, g)
                        for t, gens in view.claims.items() if view.finished(t) for g in gens]
@@ -169,10 +170,15 @@ def clean_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_token(name: str) -> bool:
+    return name.startswith(names.TOKEN_PREFIX)
+
+
 def _old_temps(fs: FileSystem, join: Callable[[str], str], entries: List[str], now: float,
-               age: float) -> List[str]:
+               age: float, pick: Callable[[str], bool] = names.is_temp) -> List[str]:
+    """The entries ``pick`` selects whose mtime is older than ``age`` (store time ``now``)."""
     old = []
-    for path in map(join, filter(names.is_temp, entries)):
+    for path in map(join, filter(pick, entries)):
         try:
             if now - fs.stat(path).st_mtime > age:
                 old.append(path)

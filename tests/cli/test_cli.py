@@ -132,17 +132,23 @@ def test_stop_ends_workers_and_master(procs, tmp_path):
 
 def test_clean_removes_dead_temps_and_closed_rounds_debris(tmp_path):
     closed = tmp_path / "store" / "round-000001"
+    still_open = tmp_path / "store" / "round-000002"
     closed.mkdir(parents=True)
-    for name in ("a.in", "a.out", "a.claim.1", "CLOSED", ".tmp.h.1.old", ".tmp.h.2.new"):
+    still_open.mkdir()
+    for name in ("a.in", "a.out", "a.claim.1", "CLOSED", ".tmp.h.1.old", ".tmp.h.2.new",
+                 ".worker.h.7.ab", ".worker.h.8.cd"):
         (closed / name).write_text("x")
+    (still_open / ".worker.h.9.ef").write_text("x")  # a token in an open round may be in use
     (tmp_path / "store" / ".tmp.h.3.old").write_text("x")
-    for old in (closed / ".tmp.h.1.old", tmp_path / "store" / ".tmp.h.3.old"):
+    for old in (closed / ".tmp.h.1.old", tmp_path / "store" / ".tmp.h.3.old", closed / ".worker.h.7.ab",
+                still_open / ".worker.h.9.ef"):
         os.utime(old, (1, 1))
     code, out, _ = fsmw("clean", tmp_path / "store", "--dry-run")
-    assert code == 0 and "3 file(s) to remove" in out and (closed / "a.claim.1").exists()
+    assert code == 0 and "4 file(s) to remove" in out and (closed / "a.claim.1").exists()
     code, out, _ = fsmw("clean", tmp_path / "store")
-    assert code == 0 and "3 file(s) removed" in out
-    assert sorted(os.listdir(closed)) == [".tmp.h.2.new", "CLOSED", "a.in", "a.out"]
+    assert code == 0 and "4 file(s) removed" in out
+    assert sorted(os.listdir(closed)) == [".tmp.h.2.new", ".worker.h.8.cd", "CLOSED", "a.in", "a.out"]
+    assert os.listdir(still_open) == [".worker.h.9.ef"]
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["status", "--help"], ["requeue", "--help"],
