@@ -109,16 +109,20 @@ class Keeper:
     def close(self) -> None:
         """The worker is done: close the pipe (the keeper exits at EOF) and reap the keeper."""
         self._fallback.close()
+        self._reap(10.0)
+        _ALIVE.discard(self)
+
+    def _reap(self, timeout: float) -> None:
+        """Close our end of the pipe and wait for the keeper to exit (kill it after ``timeout``)."""
         proc, self._proc = self._proc, None
         self._close_pipe()
         if proc is not None:
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self._log.warning("keeper process %d did not exit; killing it", proc.pid)
                 proc.kill()
                 proc.wait()
-        _ALIVE.discard(self)
 
     @property
     def pid(self) -> Optional[int]:
@@ -133,8 +137,7 @@ class Keeper:
                 return
             except OSError as exc:  # EPIPE: the keeper died (killed from outside?)
                 self._log.warning("keeper process %s is gone (%s); starting another", self.pid, exc)
-                self._close_pipe()
-                self._proc = None
+                self._reap(1.0)
         self._failed = True
         self._log.warning("no keeper process: heartbeats come from a thread, which a C call holding "
                           "the GIL can starve")

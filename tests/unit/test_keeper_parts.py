@@ -12,6 +12,7 @@ import pytest
 import fsmw
 from fsmw._core.token import Token
 from fsmw._worker import abandon as _abandon
+from fsmw._worker.keeper import Keeper
 from fsmw._worker.keeper_main import Config, KeeperLoop, worker_stopped
 from fsmw._worker.stopping import StopSwitch, TaskAbandoned
 from support.procs import wait_for
@@ -146,3 +147,64 @@ def test_on_stop_is_checked_and_has_one_flag():
     from fsmw import flags
 
     assert flags.FLAGS.FlagDict()["on_stop"].default == "interrupt" and "on_stop" in flags._WORKER
+
+
+class Recorder:
+    """A stand-in for the heartbeat thread: records what it is asked to hold."""
+
+    def __init__(self):
+        self.held, self.closed = [], False
+
+    def hold(self, claim):
+        self.held.append(claim)
+
+    def close(self):
+        self.closed = True
+
+
+class Log:
+    def __init__(self):
+        self.warnings = []
+
+    def warning(self, msg, *args):
+        self.warnings.append(msg % args)
+
+    def debug(self, *args):
+        pass
+
+
+def keeper_for(store, fallback, log):
+    return Keeper.for_worker(fsmw.Options(), store.root, FACTS, False, fallback, log)
+
+
+def test_without_a_keeper_process_the_heartbeat_thread_takes_over(held, monkeypatch):
+    store, rd, token, claim = held
+    monkeypatch.setattr(sys, "executable", str(store.root / "no-such-python"))
+    fallback, log = Recorder(), Log()
+    keeper = keeper_for(store, fallback, log)
+    keeper.hold(claim)
+    keeper.hold(None)
+    keeper.close()
+    assert fallback.held == [claim, None] and fallback.closed
+    assert any("cannot start a keeper process" in w for w in log.warnings)
+    assert any("heartbeats come from a thread" in w for w in log.warnings)
+
+
+def test_a_keeper_killed_from_outside_is_reaped_and_replaced_at_the_next_message(held):
+    store, rd, token, claim = held
+    fallback, log = Recorder(), Log()
+    keeper = keeper_for(store, fallback, log)
+    try:
+        keeper.hold(claim)
+        first = keeper.pid
+        dead = keeper._proc
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: dead.poll() is not None, 10, "the keeper to die")
+        keeper.hold(None)  # EPIPE: noticed, the dead keeper reaped, another one started
+        keeper.hold(claim)
+        assert keeper.pid not in (None, first) and fallback.held == []
+        assert dead.returncode == -signal.SIGKILL
+    finally:
+        keeper.hold(None)
+        keeper.close()
+    assert any("is gone" in w for w in log.warnings)
