@@ -15,6 +15,9 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional
 
 
+ON_STOP = ("interrupt", "finish")
+
+
 @dataclass(frozen=True)
 class Options:
     """All tuning options; each constructor uses the ones that concern it.
@@ -53,6 +56,11 @@ class Options:
         walltime_secs: seconds this worker may run (its allocation); it does not
             start a task it cannot expect to finish in the time left.  Under
             Slurm the job's remaining time is used when this is None.
+        on_stop: what a worker does with a running task once ``STOP`` appears
+            (``fsmw stop``, or the master's end of the run): ``"interrupt"``
+            (default) interrupts it within ``lease_secs / 5`` as SIGTERM would,
+            gives its claim back and exits; ``"finish"`` lets it finish and
+            publish, then exits.  Either way nothing new starts.
         abandon_open_round: what a master does with a round an earlier master
             left open (it crashed, or ``process_output_files`` raised): False
             (the default) resumes it if ``create_input_files()`` yields its
@@ -75,6 +83,7 @@ class Options:
     progress: Optional[bool] = None
     progress_secs: float = 60.0
     walltime_secs: Optional[float] = None
+    on_stop: str = "interrupt"
     abandon_open_round: bool = False
 
     def __post_init__(self) -> None:
@@ -89,6 +98,8 @@ class Options:
                      "a positive number of seconds or None")
         _require("lockfile_timeout_threshold", self.lockfile_timeout_threshold,
                  lambda v: 0 <= v <= 1, "a fraction between 0 and 1")
+        if self.on_stop not in ON_STOP:
+            raise ValueError(f"on_stop must be one of {', '.join(ON_STOP)}, not {self.on_stop!r}")
         if not isinstance(self.max_attempts, int) or isinstance(self.max_attempts, bool) \
                 or self.max_attempts < 1:
             raise ValueError(f"max_attempts must be a positive integer, not {self.max_attempts!r}")

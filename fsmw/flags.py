@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 
 import gflags
 
-from ._options import Options
+from ._options import ON_STOP, Options
 
 FLAGS = gflags.FLAGS
 _D = Options()
@@ -63,6 +63,9 @@ gflags.DEFINE_float("progress_secs", _D.progress_secs, "Seconds between the mast
 gflags.DEFINE_float("walltime_secs", _D.walltime_secs, "Seconds this worker may run (its "
                     "allocation); it starts no task it cannot expect to finish. Default: the "
                     "Slurm job's time left, else unlimited.")
+gflags.DEFINE_enum("on_stop", _D.on_stop, list(ON_STOP), "What a worker does with a running "
+                   "task when STOP appears: interrupt it within lease_secs/5 and give it back, "
+                   "or let it finish and publish; either way nothing new starts.")
 gflags.DEFINE_bool("abandon_open_round", _D.abandon_open_round, "Whether the master closes a round "
                   "an earlier master left open (crashed) and starts a new one, rather than "
                   "resume it: a resumed round must get the same tasks (names and bytes).")
@@ -73,7 +76,7 @@ _COMMON = ("lease_secs", "max_attempts", "fsync")
 _MASTER = _COMMON + ("master_idle_sleep_secs", "progress", "progress_secs", "abandon_open_round")
 _WORKER = _COMMON + ("process_secs", "lockfile_timeout_threshold", "worker_idle_sleep_secs",
                      "worker_max_idle_secs", "take_lockfile_existence_as_lock", "use_tmp",
-                     "tmp_folder", "walltime_secs")
+                     "tmp_folder", "walltime_secs", "on_stop")
 
 
 def parse(argv: List[str]) -> List[str]:

@@ -20,11 +20,13 @@ Protocol:
     break over the stale name (:func:`fence`, called by
     ``RoundDir.break_claim``): the name never goes missing, and it now points
     at another inode.
-  * The holder touches its token (``futimens`` on its own descriptor) every
-    ``lease_secs / 5`` from one heartbeat thread per worker while it holds a
-    claim.  Before every heartbeat and before publishing it checks that the
-    name still points at its inode (one ``stat``); if not, it is *fenced*: it
-    stops heartbeating and never publishes nor removes the name.
+  * The holder's token is touched (``futimens``) every ``lease_secs / 5``
+    while it holds a claim: by the worker's keeper process (``_worker.keeper``,
+    which a C call holding the GIL cannot starve), or by one heartbeat thread
+    per worker under a simulated clock or file system.  Before every heartbeat
+    and before publishing it checks that the name still points at its inode
+    (one ``stat``); if not, it is *fenced*: it stops heartbeating and never
+    publishes nor removes the name.
   * fcntl is used as a witness, not as the mutual exclusion (the exclusive
     create is that).  An fcntl error other than "busy" (ENOLCK on NFS without
     lockd, ENOSYS/EOPNOTSUPP on Lustre without ``flock``) is logged once per

@@ -1,4 +1,10 @@
-"""The heartbeat: one thread per worker that keeps its current claim alive.
+"""The heartbeat thread: keeps the current claim of a master, or of a simulated worker, alive.
+
+A worker run with the machine's clock and file system heartbeats from a
+keeper process instead (``fsmw._worker.keeper``, the same ``hold``/``close``
+interface): a thread needs the GIL, which one long C call can hold for longer
+than a lease.  This thread stays the implementation that a simulation drives
+through ``clock.start_thread`` and ``clock.event``.
 
 Property: a claim held for longer than ``interval`` has its mtime refreshed
 every ``interval`` seconds until it is dropped or found broken (fenced), and a

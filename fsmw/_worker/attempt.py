@@ -1,7 +1,8 @@
 """One attempt at one claimed task: process, publish or record the failure.
 
 Protocol for an attempt holding claim ``<task>.claim.<g>``:
-  1. the worker's heartbeat thread keeps the claim alive while anything below runs;
+  1. the worker's keeper process (or heartbeat thread) keeps the claim alive while
+     anything below runs;
   2. ``process_file(input, output)`` writes ``output``, a fresh temp name in
      the round directory (or in private local scratch with ``use_tmp``);
   3. the output is fsynced where that protects anything (see ``_core.fsinfo``;
@@ -16,7 +17,11 @@ Protocol for an attempt holding claim ``<task>.claim.<g>``:
      ``max_attempts`` attempts have failed;
   5. the claim file is kept as the record of generation ``g`` (see
      ``_core.claims``); only an interrupted attempt removes it (if still ours), so
-     the task is free for others at once.
+     the task is free for others at once;
+  6. if the keeper's nudge finds the result no longer needed while
+     ``process_file`` runs (fenced, published by another, STOP with
+     ``on_stop="interrupt"``), the attempt is abandoned as ``abandon`` says:
+     a ``.dup`` record, or the claim given back; the worker goes on.
 
 Property: whatever happens, at most one ``.out`` exists per task, it is
 complete, it was published by a holder whose claim was live at that moment,
@@ -32,7 +37,7 @@ import traceback
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional, Union
 
 from .._core import layout as names
 from .._core.atomic import fsync_path, temp_path, unlink_quietly
@@ -42,7 +47,9 @@ from .._core.rounddir import RoundDir
 from .._core.system import O_READ, REAL_FS, Clock
 from .._options import Options
 from .._core.heartbeat import Heartbeat
-from .stopping import StopSwitch, WorkerInterrupted
+from .abandon import abandon, why_not_needed
+from .keeper import Keeper
+from .stopping import StopSwitch, TaskAbandoned, WorkerInterrupted
 
 
 def scratch_parent(options: Options) -> Optional[str]:
@@ -96,6 +103,8 @@ class Outcome(Enum):
     PUBLISHED = "published"
     DUPLICATE = "duplicate"
     FAILED_ATTEMPT = "failed"
+    ABANDONED = "abandoned"  # a .dup record says why (see abandon)
+    GIVEN_BACK = "given back"  # STOP with on_stop="interrupt": the claim was released
 
 
 ProcessFile = Callable[[Path, Path], None]
@@ -111,7 +120,8 @@ class Attempt:
 
     def __init__(self, options: Options, facts: Mapping[str, object], log: Any,
                  process_file: ProcessFile, stop: StopSwitch, scratch: Optional[Path],
-                 heartbeat: Heartbeat, fsync: bool, clock: Clock) -> None:
+                 heartbeat: Union[Heartbeat, Keeper], fsync: bool, clock: Clock,
+                 stop_file: Optional[str]) -> None:
         self._options = options
         self._facts = facts
         self._log = log
@@ -121,6 +131,7 @@ class Attempt:
         self._heartbeat = heartbeat
         self._fsync = fsync
         self._clock = clock
+        self._stop_file = stop_file  # None unless on_stop == "interrupt"
 
     def run(self, round_dir: RoundDir, claim: Claim) -> Outcome:
         """Run ``claim``'s task; raises WorkerInterrupted after releasing the claim."""
@@ -134,9 +145,14 @@ class Attempt:
             if self._scratch is not None:
                 local_in = temp_path(self._scratch)
                 _copy_out(round_dir, source, local_in)
-            self._stop.run_abortable(self._process_file, Path(local_in or source), Path(out_tmp))
+            self._stop.run_abortable(self._process_file, Path(local_in or source), Path(out_tmp),
+                                     check=lambda: why_not_needed(round_dir, claim, self._stop_file))
             outcome = self._publish(round_dir, claim, out_tmp)
             return outcome
+        except TaskAbandoned as left:
+            self._log.info("task %s: %s; leaving it", claim.task, left.why)
+            gave_back = abandon(round_dir, claim, left.why, self._facts)
+            return Outcome.GIVEN_BACK if gave_back else Outcome.ABANDONED
         except WorkerInterrupted:
             self._log.info("interrupted: releasing task %s", claim.task)
             claim.release()

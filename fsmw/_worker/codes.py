@@ -8,11 +8,13 @@ import enum
 class ExitCode(enum.IntEnum):
     """What :meth:`Worker.run` returns; suitable for ``sys.exit``."""
 
-    STOPPED = 0  # the master wrote the stop file
+    STOPPED = 0  # STOP found (the master's end, or fsmw stop); with on_stop="interrupt" a
+    #              running task was interrupted and given back first
     ERROR = 1  # the store is unusable, or fsmw itself failed
     IDLE_TIMEOUT = 3  # no work for worker_max_idle_secs
     INTERRUPTED = 4  # SIGTERM, SIGINT or SIGUSR1
     OUT_OF_TIME = 5  # the allocation's time left is shorter than a task
+    # A worker stuck in C code that its keeper had to kill ends by SIGKILL (-9, or 137 in a shell).
 
 
 class StepResult(enum.Enum):

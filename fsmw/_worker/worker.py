@@ -15,7 +15,10 @@ SIGTERM, SIGINT and SIGUSR1 (a scheduler's warning before the time limit)
 only set a flag, or, while ``process_file`` runs, raise
 :class:`WorkerInterrupted` inside it: the worker then releases its claim (the
 task is immediately free for others), discards the partial output and exits
-with :attr:`ExitCode.INTERRUPTED`.  A worker that knows its allocation
+with :attr:`ExitCode.INTERRUPTED`.  A keeper process (``keeper``; real clock
+and file system only) heartbeats whatever the GIL does, records the attempt
+of a worker that died, and interrupts a task whose result is no longer
+needed: the worker leaves it and goes on (exits on STOP).  A worker that knows its allocation
 (``walltime_secs``, or the Slurm job's time left) does not start a task it
 cannot expect to finish: it exits with :attr:`ExitCode.OUT_OF_TIME` once the
 time left is shorter than a typical task (``process_secs``, or the median
@@ -38,13 +41,14 @@ from .._core.lease import LeaseJudge
 from .._core.owner import owner_facts
 from .._core.pacing import Backoff
 from .._core.store import Store
-from .._core.system import Clock, FileSystem, as_clock
+from .._core.system import REAL_CLOCK, Clock, FileSystem, as_clock
 from .._options import Options, make_options
 from .allocation import Allocation
 from .attempt import Attempt, Outcome, scratch_dir, scratch_parent
 from .claimer import Claimer
 from .codes import EXITS, ExitCode, StepResult
 from .._core.heartbeat import Heartbeat
+from .keeper import Keeper
 from .pending import PendingTasks
 from .recovery import Recovery, TaskTimes
 from .stopping import StopSwitch, WorkerInterrupted
@@ -54,6 +58,8 @@ LOOK_SECS = 1.0  # how often a worker looks for STOP and its round's CLOSED
 LISTING_PACE = 4.0
 FIRST_IDLE_SLEEP_SECS = 0.05
 _log = logging.getLogger("fsmw.worker")
+# How the journal names the outcomes of abandoned attempts (fsmw report knows these).
+JOURNALED = {Outcome.ABANDONED.value: "duplicate", Outcome.GIVEN_BACK.value: "interrupted"}
 
 
 class Worker:
@@ -93,11 +99,15 @@ class Worker:
         self._pace: Optional[float] = None  # LISTING_PACE on shared file systems, else 0
         self.tasks_done = 0
         self._journal = Journal(self._facts, self.store.fs, self._clock)
-        self._heartbeat = Heartbeat(self.options.heartbeat_secs, self._clock, self.log)
+        self._thread_beat = Heartbeat(self.options.heartbeat_secs, self._clock, self.log)
+        self._heartbeat: Union[Heartbeat, Keeper] = self._thread_beat
+        # a keeper only with the machine's own time and files; simulations drive the thread
+        self._real = clock in (None, REAL_CLOCK) and sleep is None and type(self.store.fs) is FileSystem
         self._attempt: Optional[Attempt] = None  # made by run() (scratch) or the first task
         self._scratch: Optional[Path] = None
         self._allocation = Allocation(self.options.walltime_secs, self._clock)
 
+    _KEEPER = True  # tests turn it off to show what the heartbeat thread alone does
     # -- the subclass contract --------------------------------------------
     def process_file(self, input_path: Path, output_path: Path) -> None:
         """Process one task: read ``input_path``, write ``output_path``.
@@ -111,6 +121,10 @@ class Worker:
     def run(self) -> ExitCode:
         """Work until the stop file, the idle limit or a signal; return why."""
         with self._stop.signals_handled(), scratch_dir(self.options) as self._scratch:
+            self._attempt = None
+            if self._real and self._KEEPER:  # a keeper process for this run, from the first claim
+                self._heartbeat = Keeper.for_worker(self.options, self.store.root, self._facts,
+                                                    self._stop.handling, self._thread_beat, self.log)
             try:
                 if not self.store.check(may_appear=True):
                     self.log.info("waiting for the master to create store %s", self.store.root)
@@ -120,6 +134,7 @@ class Worker:
                 return ExitCode.ERROR
             finally:
                 self._heartbeat.close()
+                self._heartbeat = self._thread_beat
                 self._leave_round()
                 self._journal.close()
                 self._scratch, self._attempt = None, None
@@ -262,8 +277,11 @@ class Worker:
             ended = "interrupted"
             return StepResult.INTERRUPTED
         finally:
-            self._journal.record(round_dir, claim.task, claim.gen, claim.kind, ended, claimed,
-                                 self._clock.time())
+            self._journal.record(round_dir, claim.task, claim.gen, claim.kind, JOURNALED.get(ended, ended),
+                                 claimed, self._clock.time())
+        if outcome in (Outcome.ABANDONED, Outcome.GIVEN_BACK):
+            self._next_look = float("-inf")  # look for STOP and CLOSED now
+            return StepResult.WORKED
         if outcome is not Outcome.FAILED_ATTEMPT:
             self._times.add(self._clock.now() - started)
             self.tasks_done += 1
@@ -272,8 +290,9 @@ class Worker:
     def _attempts(self) -> Attempt:
         if self._attempt is None:
             fsync = fsync_wanted(self.options.fsync, self.store.root, self.store.fs)
-            self._attempt = Attempt(self.options, self._facts, self.log, self.process_file,
-                                    self._stop, self._scratch, self._heartbeat, fsync, self._clock)
+            stop_file = str(self.store.stop_file) if self.options.on_stop == "interrupt" else None
+            self._attempt = Attempt(self.options, self._facts, self.log, self.process_file, self._stop,
+                                    self._scratch, self._heartbeat, fsync, self._clock, stop_file)
         return self._attempt
 
     def _prefix(self, msg: str, kwargs: Any) -> Tuple[str, Any]:  # LoggerAdapter.process

@@ -79,7 +79,7 @@ def test_requeue_stale_breaks_only_dead_claims(procs, tmp_path):
     live = procs.worker(store, 2, fast_options(lease_secs=1.0), markers=str(markers),
                         wait={"*": [str(gate)]})
     wait_for(lambda: executions(markers, "t0000") and executions(markers, "t0001"), 20, "both tasks")
-    doomed.signal(signal.SIGKILL)
+    doomed.crash()  # with its keeper (which would record the attempt at once): a dead node
     dead_task = next(t for t in ("t0000", "t0001") if executions(markers, t)[0]["pid"] == doomed.pid)
     wait_for(lambda: any(r["heartbeat_age"] > 2.5 for r in status_json(store)["rounds"][0]["running"]),
              20, "the dead claim to age")

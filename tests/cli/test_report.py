@@ -82,7 +82,7 @@ def test_report_of_a_real_run_with_a_failure_and_a_sigkill(procs, tmp_path):
     assert any(c == "running claim" and title.startswith("t0005 (round 1) attempt 1: running")
                and f"/{victim.pid}" in title for title, c in bars(page))
 
-    victim.signal(signal.SIGKILL)
+    victim.crash()  # with its keeper: the claim is lost and taken over after the lease
     assert victim.wait(10) == -signal.SIGKILL
     result = master.result(timeout=40)
     assert survivor.wait(20) == 0

@@ -63,6 +63,15 @@ class Proc:
         if self.alive():
             os.kill(self.pid, sig)
 
+    def crash(self) -> None:
+        """SIGKILL the child's whole process group at once, as if its node died.
+
+        A worker's keeper process (``fsmw._worker.keeper``) is in the group, so it
+        dies too: only the lease can tell that the worker is gone.
+        """
+        if self.alive():
+            os.killpg(self.pid, signal.SIGKILL)  # children run in their own session
+
     def wait(self, timeout: float) -> int:
         """The exit code (negative: killed by that signal); fail after ``timeout`` s."""
         try:

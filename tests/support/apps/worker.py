@@ -16,15 +16,24 @@ lists are indexed by the execution number n (the last element repeats):
   sleep  {key: [secs, ...]}         sleep this long in process_file
   wait   {key: [path or null, ...]} wait until the path exists
   fail   {key: k}                   the first k executions raise RuntimeError
+  gil    {key: [secs, ...]}         hold the GIL this long in one C call (libc sleep via ctypes.PyDLL)
+  deaf   true                       ...with the stop signals and the nudge blocked meanwhile: a C
+                                    call that never returns to Python (the keeper must SIGKILL)
+  suicide {key: [true, ...]}        SIGKILL this worker process in process_file
+Process-wide: ``keeper`` false runs the worker with the heartbeat thread alone;
+``thread`` true runs Worker.run() in a thread that is not the main thread.
 Outputs are blobs with fields ``task round value**2 pid worker_id``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -62,6 +71,11 @@ class TestWorker(fsmw.Worker):
         secs = nth(self.behaviour("sleep", rnd, task), n)
         if secs:
             time.sleep(secs)
+        if nth(self.behaviour("suicide", rnd, task), n):
+            os.kill(os.getpid(), signal.SIGKILL)
+        secs = nth(self.behaviour("gil", rnd, task), n)
+        if secs:
+            self.hold_the_gil(secs)
         if n <= (self.behaviour("fail", rnd, task) or 0):
             if marker is not None:
                 Path(f"{marker}.end").write_text(json.dumps(dict(mono=time.monotonic(), raised=True)))
@@ -71,6 +85,20 @@ class TestWorker(fsmw.Worker):
                                                                self.config.get("out_bytes"))))
         if marker is not None:
             Path(f"{marker}.end").write_text(json.dumps(dict(mono=time.monotonic())))
+
+    def hold_the_gil(self, secs: float) -> None:
+        """One C call that holds the GIL for ``secs`` (as many C extensions' calls do)."""
+        libc = ctypes.PyDLL(None)  # PyDLL: the GIL stays held during the call
+        blocked = {signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2}
+        if self.config.get("deaf"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        try:
+            left = libc.sleep(int(secs))
+            while left and not self.config.get("deaf"):  # a signal ended the sleep early:
+                left = libc.sleep(left)  # back to Python between calls, as a C library would
+        finally:
+            if self.config.get("deaf"):
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
 
     def record_start(self, rnd: str, task: str, input_path: Path, output_path: Path):
         markers = self.config.get("markers")
@@ -106,12 +134,19 @@ def main(argv) -> int:
     config = json.loads(Path(argv[1]).read_text())
     if config.get("time_report"):
         Path(config["time_report"]).write_text(repr(time.time()))
+    TestWorker._KEEPER = config.get("keeper", True)
     worker = TestWorker(config)
     if config.get("ready"):
         Path(config["ready"]).touch()
     while config.get("barrier") and not os.path.exists(config["barrier"]):
         time.sleep(0.002)
-    return int(worker.run())
+    if not config.get("thread"):
+        return int(worker.run())
+    codes = []
+    runner = threading.Thread(target=lambda: codes.append(int(worker.run())), name="worker")
+    runner.start()
+    runner.join()
+    return codes[0]
 
 
 if __name__ == "__main__":
