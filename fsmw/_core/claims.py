@@ -40,11 +40,11 @@ from __future__ import annotations
 
 import errno
 import logging
-from typing import Optional, Set, Tuple
+from typing import Any, Optional, Set, Tuple
 
 from .atomic import parent_dir, unlink_quietly, write_temp
-from .system import (GONE, at_fork, LOCK_EX_NB, LOCK_SH_NB, O_CREATE_RW, O_READ, REAL_CLOCK, REAL_FS, Clock,
-                     FileSystem, PathLike)
+from .system import (GONE, at_fork, LOCK_EX_NB, LOCK_SH_NB, O_CREATE_RW, O_DIR_READ, O_READ, REAL_CLOCK,
+                     REAL_FS, Clock, FileSystem, PathLike)
 
 log = logging.getLogger("fsmw.claims")
 
@@ -96,16 +96,24 @@ class Claim:
     def name(self) -> str:
         return self.path.rpartition("/")[2]
 
-    def still_mine(self) -> bool:
-        """False once the name no longer points at our inode (broken); one ``stat``."""
+    def still_mine(self, fresh: bool = False) -> bool:
+        """False once the name no longer points at our inode (broken); one ``stat``.
+
+        ``fresh`` (before publishing): open and close the round directory first.
+        An NFS client answers a ``stat`` from its lookup cache for up to
+        ``acdirmax``, and so could show our own inode for a while after another
+        node renamed a break record over the name; opening the directory makes
+        the client revalidate it (close-to-open), and the ``stat`` then looks
+        the name up afresh.  On a local disk it costs two calls.
+        """
         if self.fenced:
             return False
+        if fresh:
+            revalidate_dir(parent_dir(self.path), self._fs)
         try:
-            if self._fs.stat(self.path).st_ino != self.ino:
+            if stat_fresh(self.path, self._fs).st_ino != self.ino:
                 self.fenced = True
-        except OSError as exc:
-            if exc.errno not in GONE:
-                raise
+        except FileNotFoundError:
             self.fenced = True
         return not self.fenced
 
@@ -158,6 +166,35 @@ class Claim:
             drop_lock(self._lock_key)
             self._fs.close(self.fd)  # drops the fcntl lock
         self.fd = -1
+
+
+def revalidate_dir(path: PathLike, fs: FileSystem = REAL_FS) -> None:
+    """Open and close directory ``path``: an NFS client revalidates its cached view of it.
+
+    A failure is ignored: the ``stat`` that follows is then as fresh as the cache.
+    """
+    try:
+        fs.close(fs.open(path, O_DIR_READ))
+    except OSError:
+        pass
+
+
+def stat_fresh(path: PathLike, fs: FileSystem = REAL_FS, tries: int = 3) -> Any:
+    """``stat`` of ``path``, retried on ESTALE: ENOENT means gone, ESTALE does not.
+
+    On NFS, ESTALE says the client's cached handle for a name went stale (the
+    name was replaced, or the server restarted); a new lookup answers for the
+    name as it is now.  Taking ESTALE for "gone" would make a holder give up
+    its own live claim.  Raises the last ESTALE (an OSError: unknown) if it
+    persists.
+    """
+    for attempt in range(tries):
+        try:
+            return fs.stat(path)
+        except OSError as exc:
+            if exc.errno != errno.ESTALE or attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def fence(path: PathLike, record: bytes, fs: FileSystem = REAL_FS) -> None:

@@ -21,6 +21,7 @@ is written only once that number reaches the limit.
 from __future__ import annotations
 
 import errno
+import logging
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from . import layout as names
@@ -30,6 +31,8 @@ from .records import error_line, failed_record, format_record, parse_record, who
 from .errors import StoreError
 from .system import GONE, FileSystem, PathLike, lexists, token_hex
 from .view import RoundView, scan_names
+
+log = logging.getLogger("fsmw.round")
 
 
 class RoundDir:
@@ -156,10 +159,10 @@ class RoundDir:
 
         The caller has already won the next generation of ``task`` (that is
         what makes a break exclusive: a judge acting on an older listing tries
-        the same name or an older one and loses).  Then: the lost attempt's
-        error record (naming its holder, from the claim's record), and a record
-        of the break renamed over the stale claim: the name never goes missing,
-        and its holder's next look finds another inode and never publishes.
+        the same name or an older one and loses).  Then: a record of the break
+        renamed over the stale claim (the name never goes missing, and its
+        holder's next look finds another inode and never publishes), and the
+        lost attempt's error record (naming its holder, from the claim's record).
 
         Returns:
             (the error text, True if the task used up its attempts and is marked failed).
@@ -178,13 +181,23 @@ class RoundDir:
 
     def _end_attempt(self, task: str, gen: int, owner: Mapping[str, str], broken_by: str,
                      error: str) -> None:
-        """Record attempt ``gen`` as ended by ``broken_by``, then fence its holder."""
+        """Fence the holder of attempt ``gen``, then record the attempt as ended by ``broken_by``.
+
+        Fencing comes first, and a record that cannot be written (ENOSPC,
+        EIO) is logged, not raised: the fenced attempt then has no error
+        record (one attempt fewer is counted), never a record while its
+        holder can still publish, and the breaker goes on with the task.
+        """
         facts = dict(task=task, attempt=gen, **{k: owner.get(k, "?") for k in
                                                  ("host", "pid", "worker_id", "job_id", "started")},
                      broken_by=broken_by, error=error)
-        write_new(self.file(task, names.ERR, gen), format_record(facts), fs=self.fs)
         fence(self.file(task, names.CLAIM, gen), format_record(dict(broken_by=broken_by, error=error)),
               self.fs)
+        try:
+            write_new(self.file(task, names.ERR, gen), format_record(facts), fs=self.fs)
+        except OSError as exc:  # the holder is fenced, which is what matters; the record is a tally
+            log.warning("attempt %s of task %s ended, but its record could not be written: %s",
+                        gen, task, exc)
 
     # -- closing: the one home of "closed means closed" ---------------------------
     def close(self, text: str, closed_by: str) -> Tuple[RoundView, List[str]]:

@@ -38,6 +38,7 @@ O_CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 O_CREATE_RW = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 O_APPEND_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
 O_READ = os.O_RDONLY | os.O_CLOEXEC
+O_DIR_READ = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC  # opening a directory revalidates it (NFS)
 LOCK_EX_NB = fcntl.LOCK_EX | fcntl.LOCK_NB
 LOCK_SH_NB = fcntl.LOCK_SH | fcntl.LOCK_NB
 W_OK_X_OK = os.W_OK | os.X_OK

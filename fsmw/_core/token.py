@@ -95,11 +95,18 @@ class Token:
         return Claim(path, self.ino, self.fd, task, gen, False, self._fs, self._clock)
 
     def _linked_anyway(self, path: PathLike) -> bool:
-        # NFS: a retransmitted LINK can report EEXIST although it succeeded.
-        try:
-            return self._fs.stat(path).st_ino == self.ino
-        except OSError:
-            return False
+        # NFS: a retransmitted LINK can report EEXIST although it succeeded.  ESTALE
+        # is asked again (a wrong "no" would leave a claim on our token, live
+        # for as long as this worker heartbeats, that nobody runs).
+        for attempt in range(5):  # EIO too: asked again, a few times, before giving up
+            try:
+                return claims.stat_fresh(path, self._fs).st_ino == self.ino
+            except FileNotFoundError:
+                return False
+            except OSError:
+                if attempt == 4:
+                    raise
+        return False
 
     def rotate(self) -> None:
         self.close()

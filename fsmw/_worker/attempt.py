@@ -7,10 +7,11 @@ Protocol for an attempt holding claim ``<task>.claim.<g>``:
      the round directory (or in private local scratch with ``use_tmp``);
   3. the output is fsynced where that protects anything (see ``_core.fsinfo``;
      copied into a store temp first if it was on scratch); if the claim is
-     still ours (fencing: a holder whose claim was broken never publishes)
-     it is published with ``link`` onto
-     ``<task>.out``; if a result is already there, or the claim was lost, this
-     one is discarded and a ``.dup`` record says so;
+     still ours (fencing: the round directory is revalidated, then one
+     ``stat``; a holder whose claim was broken does not publish) and the
+     round has no ``CLOSED``, it is published with ``link`` onto
+     ``<task>.out``; if a result is already there, the claim was lost or the
+     round closed, this one is discarded and a ``.dup`` record says so;
   4. an exception in 2 or 3 leaves ``<task>.err.<g>`` with the traceback
      (``SystemExit`` and other BaseExceptions too, which then end the worker),
      host, worker, attempt and duration, and marks the task failed once
@@ -23,9 +24,12 @@ Protocol for an attempt holding claim ``<task>.claim.<g>``:
      ``on_stop="interrupt"``), the attempt is abandoned as ``abandon`` says:
      a ``.dup`` record, or the claim given back; the worker goes on.
 
-Property: whatever happens, at most one ``.out`` exists per task, it is
-complete, it was published by a holder whose claim was live at that moment,
-and a claim broken by someone else is never removed by its old holder.
+Property: whatever happens, at most one ``.out`` exists per task (``link``
+never replaces a name), it is complete, and a claim broken by someone else is
+never removed by its old holder.  Fencing is check-then-act: a holder frozen
+(SIGSTOP, a hung node) between its check and its ``link`` may still publish
+on a claim broken meanwhile; its result is then the task's one result, and
+the new holder's becomes the ``.dup`` (the simulation's ``fence-race``).
 """
 
 from __future__ import annotations
@@ -181,11 +185,16 @@ class Attempt:
             store_tmp = self._flush(round_dir, out_tmp)
         except FileNotFoundError:
             return self._output_gone(round_dir, claim, out_tmp)
-        if not claim.still_mine():
+        if not claim.still_mine(fresh=True):
             # Fencing: our claim was broken (we hung or were cut off) and the task
             # belongs to someone else now; never publish on a lost claim.
             unlink_quietly(store_tmp, round_dir.fs)
             return self._discard(round_dir, claim, "our claim was broken meanwhile")
+        if round_dir.has(names.CLOSED):
+            # Closed means closed: a claim won in the second before this worker
+            # looked at CLOSED was in no listing the closing master fenced.
+            unlink_quietly(store_tmp, round_dir.fs)
+            return self._discard(round_dir, claim, "the round was closed")
         try:
             won = round_dir.publish_output(store_tmp, claim.task)
         except FileNotFoundError:

@@ -12,13 +12,32 @@ task finished meanwhile, and gives the generation up if it did.
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Optional
 
 from .._core import layout as names
 from .._core.claims import Claim
 from .._core.rounddir import RoundDir
 from .._core.system import Clock
 from .._core.token import Token
+
+
+@contextmanager
+def given_back_on_error(won: Claim) -> Iterator[None]:
+    """A takeover that fails after winning its generation (EIO...) gives it back.
+
+    Otherwise the won claim would stay live, heartbeaten by nobody, until a
+    judge broke it a lease later and counted it as a failed attempt.  If even
+    the release fails, the lease decides.
+    """
+    try:
+        yield
+    except BaseException:
+        try:
+            won.release()
+        except OSError:
+            pass
+        raise
 
 
 class Claimer:
@@ -39,11 +58,14 @@ class Claimer:
     def take_over(self, task: str, gen: int, kind: str) -> Optional[Claim]:
         """Win generation ``gen`` of a claimed ``task`` ("break" or "backup"), unless it finished."""
         won = self.claim(task, gen)
-        if won is not None and self.round.finished(task):
+        if won is None:
+            return None
+        with given_back_on_error(won):
+            finished = self.round.finished(task)
+        if finished:
             won.close()
             return None
-        if won is not None:
-            won.kind = kind
+        won.kind = kind
         return won
 
     def close(self) -> None:

@@ -46,6 +46,7 @@ and is not stopped, and only while the claim's name points at its inode.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -60,7 +61,7 @@ from .._core import layout as names
 from .._core.claims import Claim
 from .._core.rounddir import RoundDir
 from .._core.store import Store
-from .._core.system import GONE, O_READ, REAL_FS
+from .._core.system import O_READ, REAL_FS
 from .abandon import abandon, why_not_needed
 
 BATCH_SECS = 0.05  # after reading, wait this long before reading again: few wakeups per second
@@ -99,14 +100,18 @@ class Held:
         """
         path = self.round_dir.file(self.task, names.CLAIM, self.gen)
         fd = -1
-        try:
-            fd = REAL_FS.open(path, O_READ)
-            if REAL_FS.fstat(fd).st_ino != self.ino:
-                REAL_FS.close(fd)
-                fd = -1
-        except OSError as exc:
-            if exc.errno not in GONE:
-                raise
+        for attempt in range(3):  # ESTALE: the cached handle went stale; look the name up again
+            try:
+                fd = REAL_FS.open(path, O_READ)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.ESTALE or attempt == 2:
+                    raise
+        if fd >= 0 and REAL_FS.fstat(fd).st_ino != self.ino:
+            REAL_FS.close(fd)
+            fd = -1
         claim = Claim(path, self.ino, fd, self.task, self.gen, True)
         claim.fenced = fd < 0
         return claim

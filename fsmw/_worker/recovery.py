@@ -41,7 +41,7 @@ from .._core.claims import Claim, holder_gone
 from .._core.lease import LeaseJudge, Observation
 from .._core.view import RoundView
 from .._options import Options
-from .claimer import Claimer
+from .claimer import Claimer, given_back_on_error
 
 LOCK_GRACE_SECS = 1.0
 
@@ -115,11 +115,11 @@ class Recovery:
                 # Every stale claim is broken in this pass: the first one this worker
                 # runs, the others it gives back, so a dead process's claims are all
                 # free again together, not one task duration apart.
-                won = self._break(task, gen, view.next_gen(task), obs.unchanged_secs, claimer)
                 if result is None:
-                    result = won
-                elif won is not None:
-                    won.release()
+                    result = self._break(task, gen, view.next_gen(task), obs.unchanged_secs, claimer)
+                else:
+                    self._break_and_give_back(task, gen, view.next_gen(task), obs.unchanged_secs,
+                                              claimer)
             elif result is None and backup_ok and expected is not None \
                     and _live_attempts(view, task) == 1 and obs.seen_secs >= expected:
                 result = self._backup(task, view.next_gen(task), obs.seen_secs, claimer)
@@ -145,14 +145,26 @@ class Recovery:
         won = claimer.take_over(task, next_gen, "break")
         if won is None:
             return None
-        error, exhausted = claimer.round.break_claim(task, gen, idle, self._broken_by,
-                                                     self._options.max_attempts)
+        with given_back_on_error(won):
+            error, exhausted = claimer.round.break_claim(task, gen, idle, self._broken_by,
+                                                         self._options.max_attempts)
         self._log.warning("task %s: broke stale claim (%s)", task, error)
         if exhausted:
             self._log.error("task %s lost its last attempt; marked failed", task)
             won.close()
             return None
         return won
+
+    def _break_and_give_back(self, task: str, gen: int, next_gen: int, idle: float,
+                             claimer: Claimer) -> None:
+        """Break a further stale claim and give the task back; a failure here (EIO...) is
+        logged, so the claim this pass already won is kept and run."""
+        try:
+            won = self._break(task, gen, next_gen, idle, claimer)
+            if won is not None:
+                won.release()
+        except OSError as exc:
+            self._log.warning("task %s: could not break its stale claim now (%s); later", task, exc)
 
     def _backup(self, task: str, next_gen: int, running: float, claimer: Claimer) -> Optional[Claim]:
         won = claimer.take_over(task, next_gen, "backup")

@@ -57,6 +57,7 @@ class Checker:
         self.violations: List[str] = []
         self._published: Dict[Tuple[str, str], int] = {}
         self._outputs: Set[int] = set()
+        self._fence_records: Set[int] = set()  # renamed over a claim: breaking one again fences nobody
         self._named_at: Dict[Tuple[str, str], float] = {}
         self.stats: Dict[str, int] = {"published": 0, "fenced": 0, "fenced_dead": 0}
 
@@ -86,7 +87,9 @@ class Checker:
         if entry.kind == layout.OUT:
             self._published_output(proc, dir_path, entry.task, inode)
         elif entry.kind == layout.CLAIM and replaced is not None:
-            self._fenced(proc, dir_path, name, replaced, since)
+            self._fence_records.add(inode.ino)  # a record of the break, held by nobody
+            if replaced.ino not in self._fence_records:
+                self._fenced(proc, dir_path, name, replaced, since)
 
     def unnamed(self, proc: Any, dir_path: str, name: str, inode: Any) -> None:
         if inode.ino in self._outputs and name.endswith("." + layout.OUT):

@@ -72,6 +72,14 @@ class Client(FileSystem):
         if inode is not None:
             node.acache.pop(inode.ino, None)
 
+    def _revalidate_dir(self, path: str) -> None:
+        """Opening a directory revalidates it (close-to-open, as Linux's NFS client does):
+        cached lookups of its names and its cached listing are asked afresh."""
+        node, prefix = self.node, path.rstrip("/") + "/"
+        for cached in [p for p in node.dcache if p.startswith(prefix) and "/" not in p[len(prefix):]]:
+            del node.dcache[cached]
+        node.lcache.pop(path, None)
+
     def _fd(self, fd: int) -> List[Any]:
         entry = self.fds.get(fd)
         if entry is None:

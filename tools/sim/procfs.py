@@ -46,6 +46,8 @@ class ProcFS(Client):
             inode = self._lookup(path)
         if inode.entries is not None and flags & _ACCMODE != os.O_RDONLY:
             raise _err(errno.EISDIR, path)
+        if inode.entries is not None:
+            self._revalidate_dir(path)
         if flags & os.O_TRUNC and inode.data:
             self._modify(inode, 0, b"", truncate=True)
         fd, self._next_fd = self._next_fd, self._next_fd + 1
