@@ -154,12 +154,25 @@ class Claim:
         that for a dead holder.
         """
         with self._lock:
-            removed = False
-            if self.fd >= 0 and self.still_mine():
+            try:
+                return self.fd >= 0 and self._remove_if_mine()
+            finally:
+                self._close()
+
+    def _remove_if_mine(self, tries: int = 3) -> bool:
+        """Unlink our claim's name if it is still ours, asking again on a transient error
+        (EIO...): a claim left behind would be broken only a lease later, and counted as a
+        failed attempt."""
+        for attempt in range(tries):
+            try:
+                if not self.still_mine():
+                    return False
                 unlink_quietly(self.path, self._fs)
-                removed = True
-            self._close()
-            return removed
+                return True
+            except OSError:
+                if attempt == tries - 1:
+                    raise
+        return False
 
     def _close(self) -> None:
         if self.fd >= 0 and self._own_fd:
@@ -169,10 +182,8 @@ class Claim:
 
 
 def revalidate_dir(path: PathLike, fs: FileSystem = REAL_FS) -> None:
-    """Open and close directory ``path``: an NFS client revalidates its cached view of it.
-
-    A failure is ignored: the ``stat`` that follows is then as fresh as the cache.
-    """
+    """Open and close directory ``path`` (an NFS client revalidates its cached view of it);
+    a failure is ignored: the ``stat`` that follows is then as fresh as the cache."""
     try:
         fs.close(fs.open(path, O_DIR_READ))
     except OSError:

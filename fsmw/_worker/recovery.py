@@ -101,6 +101,15 @@ class Recovery:
         backup_ok = self._backups_allowed(view)
         expected = self._times.expected_secs(unknown=self._options.lease_secs)
         result: Optional[Claim] = None
+        try:
+            result = self._judge_each(view, claimer, seen, backup_ok, expected)
+        finally:
+            self._judge.forget_except(seen)
+        return result
+
+    def _judge_each(self, view: RoundView, claimer: Claimer, seen: List[str], backup_ok: bool,
+                    expected: Optional[float]) -> Optional[Claim]:
+        result: Optional[Claim] = None
         for task, gen in view.running().items():
             # Only the newest live generation counts: an older one is the original
             # of a backup, and judging it could break the task twice.
@@ -109,7 +118,7 @@ class Recovery:
             path = claimer.round.join(name)
             try:
                 obs = self._judge.observe(name, claimer.round.fs.stat(path))
-            except FileNotFoundError:
+            except OSError:  # gone, or ESTALE/EIO: judged at a later pass
                 continue
             if self._stale(path, obs, claimer):
                 # Every stale claim is broken in this pass: the first one this worker
@@ -123,7 +132,6 @@ class Recovery:
             elif result is None and backup_ok and expected is not None \
                     and _live_attempts(view, task) == 1 and obs.seen_secs >= expected:
                 result = self._backup(task, view.next_gen(task), obs.seen_secs, claimer)
-        self._judge.forget_except(seen)
         return result
 
     def _stale(self, path: str, obs: Observation, claimer: Claimer) -> bool:

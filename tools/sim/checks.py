@@ -122,10 +122,13 @@ class Checker:
             self.fail("torn", f"{proc.name} published a torn or wrong {where}: {bytes(inode.data)[:40]!r}")
 
     def _lost_claim(self, proc: Any, dir_path: str, task: str, where: str, story: str) -> None:
-        """A publish on a lost claim: why did the fence check (the stat just before) not stop it?"""
-        check = self.world.kernel.current.prev
-        checked = len(check) == 4 and check[0] == "stat" and \
-            str(check[1]).startswith(f"{dir_path}/{task}.claim.") and check[2].creator is proc
+        """A publish on a lost claim: why did the fence check (the thread's last stat of its claim,
+        among its few calls before the link) not stop it?"""
+        claim = f"{dir_path}/{task}.claim."
+        stats = [c for c in self.world.kernel.current.recent[:-1]
+                 if len(c) == 4 and c[0] == "stat" and str(c[1]).startswith(claim)]
+        check = stats[-1] if stats else ()
+        checked = bool(check) and check[2].creator is proc
         if checked and check[3] is check[2]:
             self.fail("fence-race", f"{proc.name} published {where}: {story}; its fence check found the "
                       f"claim its own, and the claim was fenced between that check and this link")

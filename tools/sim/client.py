@@ -36,6 +36,7 @@ class Client(FileSystem):
         self.kernel.point()
         thread = self.kernel.current
         thread.prev, thread.last = thread.last, (op, path)
+        thread.recent = thread.recent[-3:] + [thread.last]
         code = self.world.faults.draw(self.proc, kinds)
         if code:
             self.kernel.note(self.proc.name, op, self.world.short(path), "FAULT " + errno.errorcode[code])

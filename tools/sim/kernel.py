@@ -67,6 +67,7 @@ class SimThread:
         self.done = False
         self.last: tuple = ()  # this thread's last file-system call (the checker reads it)
         self.prev: tuple = ()  # and the one before
+        self.recent: List[tuple] = []  # its last few calls, newest last (the fence check's stat)
         self.real = threading.Thread(target=self._run, name=f"sim-{proc.name}-{name}", daemon=True)
 
     def _run(self) -> None:

@@ -30,7 +30,7 @@ def _clobbering_publish(tmp: Any, final: Any, fs: Any) -> bool:
 
 
 MUTATIONS: Dict[str, List[Tuple[Any, str, Any]]] = {
-    "no-fencing": [(claims.Claim, "still_mine", lambda self: True)],
+    "no-fencing": [(claims.Claim, "still_mine", lambda self, fresh=False: True)],
     "clobber-publish": [(rounddir, "publish", _clobbering_publish)],
     "deaf-judge": [(lease, "heartbeat_key", lambda st: (st.st_ino, 0, 0))],
     "no-recovery": [(recovery.Recovery, "_judge_claims", lambda self, view, claimer: None)],

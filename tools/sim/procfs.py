@@ -119,7 +119,8 @@ class ProcFS(Client):
         self._call("stat", path, "rs")
         inode = self._lookup(path)
         truth = self.server.resolve(path)
-        self.kernel.current.last = ("stat", path, inode, truth)  # what it answered, what was true
+        thread = self.kernel.current
+        thread.last = thread.recent[-1] = ("stat", path, inode, truth)  # what it answered, what was true
         node, now = self.node, self._now()
         hit = node.acache.get(inode.ino)
         if hit is not None and now - hit[1] < node.actimeo:
