@@ -104,7 +104,7 @@ class Claim:
         ``acdirmax``, and so could show our own inode for a while after another
         node renamed a break record over the name; opening the directory makes
         the client revalidate it (close-to-open), and the ``stat`` then looks
-        the name up afresh.  On a local disk it costs two calls.
+        the name up afresh.  Workers skip it on a local disk.
         """
         if self.fenced:
             return False
