@@ -241,12 +241,16 @@ def test_straggler_backups_and_the_master_wait_end_on_skewed_nodes(procs, nodes,
     helper = procs.on(nodes["n1"]).worker(s["n1"], 3, options, **slow_first)
     result = master.result(timeout=3 * LEASE + 30)
     secs = time.monotonic() - started
-    assert result["done"] == 2 and all(o["ok"] for o in result["report"]["1"]["outputs"].values())
-    assert {o["pid"] for o in result["report"]["1"]["outputs"].values()} == {helper.pid}
+    outputs = result["report"]["1"]["outputs"].values()
+    assert result["done"] == 2 and all(o["ok"] for o in outputs)
+    # No slow first run published (they take 3 leases): the results are quick copies, the
+    # helper's backups, or a backup a straggler started once its keeper made it leave its own
+    # task; the helper's first backup is always the first result.
     assert secs < 3 * LEASE, "the round waited for the stragglers instead of their backups"
+    assert helper.pid in {o["pid"] for o in outputs}
     for w in stragglers:
         assert w.wait(60) == 0, w.tail()
-    dups = wait_for(lambda: len(names(round_dir(s["n1"]), "*.dup.*")) == 2, 30,
-                    "the stragglers' late results to be discarded")
+    dups = wait_for(lambda: len(names(round_dir(s["n1"]), "*.dup.*")) >= 2, 30,
+                    "the stragglers' slow attempts to be discarded")
     record("straggler backups with skewed master and workers", secs=secs, tasks=2,
            backups=2, duplicates=2 if dups else 0)
