@@ -58,6 +58,30 @@ utime utimes utimensat futimesat chmod fchmodat chown fchownat lchown truncate
 FSYNC_CALLS = frozenset(["fsync", "fdatasync", "sync_file_range", "syncfs"])
 
 
+# Stores on these file systems are removed only at the end of the benchmark: on this VM's
+# ext4 (no journal) the inode allocator scans past every inode deleted in the last 60-300 s
+# at each create, so removing one run's store slows the next run down by up to 4x (see
+# docs/performance.md, "ext4 on this VM").  Renaming a store away frees no inode.
+DEFERRED_REMOVAL = frozenset(["disk"])
+_trash: Dict[str, str] = {}
+
+
+def discard(base: str, fs: str) -> None:
+    """Remove a run's store now, or (``DEFERRED_REMOVAL``) move it aside for ``empty_trash``."""
+    if fs not in DEFERRED_REMOVAL:
+        shutil.rmtree(base, ignore_errors=True)
+        return
+    if fs not in _trash:
+        _trash[fs] = tempfile.mkdtemp(prefix="fsmw-bench-trash-", dir=FILESYSTEMS[fs])
+    os.rename(base, os.path.join(_trash[fs], os.path.basename(base)))
+
+
+def empty_trash() -> None:
+    for trash in _trash.values():
+        shutil.rmtree(trash, ignore_errors=True)
+    _trash.clear()
+
+
 def run_one(system: str, fs: str, n: int, mode: str, timeout: float,
             strace_file: Optional[str] = None) -> dict:
     base = tempfile.mkdtemp(prefix=f"fsmw-bench-{system}-", dir=FILESYSTEMS[fs])
@@ -73,19 +97,19 @@ def run_one(system: str, fs: str, n: int, mode: str, timeout: float,
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the master and its workers
         out, err = proc.communicate()
-        shutil.rmtree(base, ignore_errors=True)
+        discard(base, fs)
         return {"ok": False, "error": f"timed out after {timeout:.0f} s: {(err or '').strip()[-300:]}"}
     except BaseException:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        shutil.rmtree(base, ignore_errors=True)
+        discard(base, fs)
         raise
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # stragglers, if any
         except ProcessLookupError:
             pass
-    shutil.rmtree(base, ignore_errors=True)
+    discard(base, fs)
     lines = [x for x in out.splitlines() if x.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         return {"ok": False, "error": f"rc={proc.returncode}: {err.strip()[-500:]}"}
@@ -280,6 +304,7 @@ def main() -> int:
     finally:
         if lab is not None:
             lab.down()
+        empty_trash()
     idle = idle_listings(a.idle_workers, a.idle_secs, log) if a.idle_workers else None
     rows = summarize(runs, fss, plan, systems, strace, a.strace_fs.split(","))
     text = render(rows, a, idle, notes, targets(rows, idle, strace))
