@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import errno
 import logging
-from typing import Any, Optional, Set, Tuple
+from typing import Any, Callable, FrozenSet, Optional, Set, Tuple, TypeVar
 
 from .atomic import parent_dir, unlink_quietly, write_temp
 from .system import (GONE, at_fork, LOCK_EX_NB, LOCK_SH_NB, O_CREATE_RW, O_DIR_READ, O_READ, REAL_CLOCK,
@@ -57,6 +57,7 @@ _BAD_FD = frozenset((errno.EBADFD, errno.EBADF))
 _HELD_HERE: Set[Tuple[int, int]] = set()
 at_fork(_HELD_HERE.clear)  # a child inherits no fcntl lock
 LockKey = Optional[Tuple[int, int]]
+T = TypeVar("T")
 
 
 def _locks_unsupported(fs: FileSystem, path: PathLike, exc: OSError) -> None:
@@ -155,24 +156,17 @@ class Claim:
         """
         with self._lock:
             try:
-                return self.fd >= 0 and self._remove_if_mine()
+                # Asked again on EIO...: a claim left behind would be broken only a
+                # lease later, and counted as a failed attempt.
+                return self.fd >= 0 and asked_again(self._unlink_if_mine, retry=TRANSIENT)
             finally:
                 self._close()
 
-    def _remove_if_mine(self, tries: int = 3) -> bool:
-        """Unlink our claim's name if it is still ours, asking again on a transient error
-        (EIO...): a claim left behind would be broken only a lease later, and counted as a
-        failed attempt."""
-        for attempt in range(tries):
-            try:
-                if not self.still_mine():
-                    return False
-                unlink_quietly(self.path, self._fs)
-                return True
-            except OSError:
-                if attempt == tries - 1:
-                    raise
-        return False
+    def _unlink_if_mine(self) -> bool:
+        if not self.still_mine():
+            return False
+        unlink_quietly(self.path, self._fs)
+        return True
 
     def _close(self) -> None:
         if self.fd >= 0 and self._own_fd:
@@ -190,22 +184,29 @@ def revalidate_dir(path: PathLike, fs: FileSystem = REAL_FS) -> None:
         pass
 
 
-def stat_fresh(path: PathLike, fs: FileSystem = REAL_FS, tries: int = 3) -> Any:
-    """``stat`` of ``path``, retried on ESTALE: ENOENT means gone, ESTALE does not.
+TRANSIENT = frozenset((errno.ESTALE, errno.EIO, errno.ENOSPC))  # worth asking again
 
-    On NFS, ESTALE says the client's cached handle for a name went stale (the
-    name was replaced, or the server restarted); a new lookup answers for the
-    name as it is now.  Taking ESTALE for "gone" would make a holder give up
-    its own live claim.  Raises the last ESTALE (an OSError: unknown) if it
-    persists.
+
+def asked_again(call: Callable[..., T], *args: Any, retry: FrozenSet[int] = frozenset((errno.ESTALE,)),
+                tries: int = 3) -> T:
+    """``call(*args)``, asked again (up to ``tries`` times) while it fails with an errno in ``retry``.
+
+    On NFS, ESTALE says a cached handle went stale; a new lookup answers for the
+    name as it is now, so ESTALE never means "gone" (taken so, a holder would give
+    up its own live claim).  The last error is raised if it persists.
     """
     for attempt in range(tries):
         try:
-            return fs.stat(path)
+            return call(*args)
         except OSError as exc:
-            if exc.errno != errno.ESTALE or attempt == tries - 1:
+            if exc.errno not in retry or attempt == tries - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def stat_fresh(path: PathLike, fs: FileSystem = REAL_FS) -> Any:
+    """``stat`` of ``path``, asked again on ESTALE (see :func:`asked_again`)."""
+    return asked_again(fs.stat, path)
 
 
 def fence(path: PathLike, record: bytes, fs: FileSystem = REAL_FS) -> None:

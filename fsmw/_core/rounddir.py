@@ -9,9 +9,9 @@ This is the one home of the rules that several roles share:
     notices it: the attempt's holder, a judge that broke its claim, a worker
     or master that finds a poisoned task;
   * a stale claim is broken by one procedure (:meth:`RoundDir.break_claim`),
-    for workers and for ``fsmw requeue --stale`` alike: record the lost
-    attempt, then rename a record of the break over the claim, which fences
-    its holder (see ``claims``).
+    for workers and for ``fsmw requeue --stale`` alike: rename a record of the
+    break over the claim, which fences its holder (see ``claims``), then
+    record the lost attempt.
 
 Property: the number of ``.err.*`` files of a task is the number of attempts
 that failed, whoever wrote them and however they raced, and the failure mark
@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import errno
 import logging
-from typing import List, Mapping, Optional, Sequence, Tuple
+from contextlib import contextmanager
+from typing import Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import layout as names
 from .atomic import publish, read_small, unlink_quietly, write_new, write_replace, write_temp
-from .claims import fence
+from .claims import Claim, fence
 from .records import error_line, failed_record, format_record, parse_record, who
 from .errors import StoreError
 from .system import GONE, FileSystem, PathLike, lexists, token_hex
@@ -154,12 +155,14 @@ class RoundDir:
 
     # -- breaking a stale claim: the one procedure ------------------------------
     def break_claim(self, task: str, gen: int, silent_secs: float, broken_by: str,
-                    max_attempts: Optional[int], note: str = "") -> Tuple[str, bool]:
+                    max_attempts: Optional[int], won: Optional[Claim] = None,
+                    note: str = "") -> Tuple[str, bool]:
         """Record that attempt ``gen`` lost its lease and fence its holder.
 
-        The caller has already won the next generation of ``task`` (that is
-        what makes a break exclusive: a judge acting on an older listing tries
-        the same name or an older one and loses).  Then: a record of the break
+        The caller has already won the next generation of ``task``, ``won``
+        (that is what makes a break exclusive: a judge acting on an older
+        listing tries the same name or an older one and loses); if the break
+        fails (EIO...), ``won`` is given back.  Then: a record of the break
         renamed over the stale claim (the name never goes missing, and its
         holder's next look finds another inode and never publishes), and the
         lost attempt's error record (naming its holder, from the claim's record).
@@ -167,6 +170,11 @@ class RoundDir:
         Returns:
             (the error text, True if the task used up its attempts and is marked failed).
         """
+        with given_back_on_error(won):
+            return self._break(task, gen, silent_secs, broken_by, max_attempts, note)
+
+    def _break(self, task: str, gen: int, silent_secs: float, broken_by: str,
+               max_attempts: Optional[int], note: str) -> Tuple[str, bool]:
         name = names.file_name(task, names.CLAIM, gen)
         owner = parse_record(self.read(name))
         error = f"lease expired: claim {name} not refreshed for {silent_secs:.1f} s ({who(owner)})"
@@ -231,6 +239,25 @@ class RoundDir:
             self.fs.rename(old, old + ".requeued")
         except FileNotFoundError:
             pass
+
+
+@contextmanager
+def given_back_on_error(won: Optional[Claim]) -> Iterator[None]:
+    """A takeover that fails after winning its generation (EIO...) gives it back.
+
+    Otherwise the won claim would stay live, heartbeaten by nobody, until a
+    judge broke it a lease later and counted it as a failed attempt.  If even
+    the release fails, the lease decides.
+    """
+    try:
+        yield
+    except BaseException:
+        try:
+            if won is not None:
+                won.release()
+        except OSError:
+            pass
+        raise
 
 
 def listdir(fs: FileSystem, path: PathLike) -> List[str]:

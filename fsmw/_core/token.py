@@ -98,15 +98,11 @@ class Token:
         # NFS: a retransmitted LINK can report EEXIST although it succeeded.  ESTALE
         # is asked again (a wrong "no" would leave a claim on our token, live
         # for as long as this worker heartbeats, that nobody runs).
-        for attempt in range(5):  # EIO too: asked again, a few times, before giving up
-            try:
-                return claims.stat_fresh(path, self._fs).st_ino == self.ino
-            except FileNotFoundError:
-                return False
-            except OSError:
-                if attempt == 4:
-                    raise
-        return False
+        try:
+            st = claims.asked_again(self._fs.stat, path, retry=claims.TRANSIENT, tries=5)
+        except FileNotFoundError:
+            return False
+        return bool(st.st_ino == self.ino)
 
     def rotate(self) -> None:
         self.close()

@@ -14,8 +14,8 @@ holder:
 
 A live holder makes the new master fail with a StoreError naming the
 holder's host and pid.  A dead one is broken like a stale task claim
-(``RoundDir.break_claim``: an error record, then a record renamed over the
-claim, which fences the old holder), and the new master takes the store
+(``RoundDir.break_claim``: a record renamed over the claim, which fences
+the old holder, then an error record), and the new master takes the store
 over.  A master checks on every poll that its claim is still its own, and
 gives its claim back when it returns.
 
@@ -97,7 +97,7 @@ class MasterLease:
         if won is None:
             return  # another master won the next generation: judge it in the next pass
         self._root.break_claim(TASK, gen, self._lease, f"master {self._facts['host']}/{self._facts['pid']}",
-                               None, note="a new master took the store over")
+                               None, won, note="a new master took the store over")
         self._log.warning("took the store over from a dead master (host %s, pid %s)",
                           owner.get("host", "?"), owner.get("pid", "?"))
         self._claim = won

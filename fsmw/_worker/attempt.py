@@ -125,7 +125,7 @@ class Attempt:
     def __init__(self, options: Options, facts: Mapping[str, object], log: Any,
                  process_file: ProcessFile, stop: StopSwitch, scratch: Optional[Path],
                  heartbeat: Union[Heartbeat, Keeper], fsync: bool, clock: Clock,
-                 stop_file: Optional[str]) -> None:
+                 stop_file: Optional[str], shared: bool = True) -> None:
         self._options = options
         self._facts = facts
         self._log = log
@@ -134,7 +134,7 @@ class Attempt:
         self._scratch = scratch
         self._heartbeat = heartbeat
         self._fsync = fsync
-        self.shared = True  # the store is on a shared file system: revalidate before the fence check
+        self._shared = shared  # a shared file system: revalidate the directory before the fence check
         self._clock = clock
         self._stop_file = stop_file  # None unless on_stop == "interrupt"
 
@@ -186,7 +186,7 @@ class Attempt:
             store_tmp = self._flush(round_dir, out_tmp)
         except FileNotFoundError:
             return self._output_gone(round_dir, claim, out_tmp)
-        if not claim.still_mine(fresh=self.shared):
+        if not claim.still_mine(fresh=self._shared):
             # Fencing: our claim was broken (we hung or were cut off) and the task
             # belongs to someone else now; never publish on a lost claim.
             unlink_quietly(store_tmp, round_dir.fs)

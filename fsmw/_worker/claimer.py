@@ -12,32 +12,13 @@ task finished meanwhile, and gives the generation up if it did.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator, Mapping, Optional
+from typing import Mapping, Optional
 
 from .._core import layout as names
 from .._core.claims import Claim
-from .._core.rounddir import RoundDir
+from .._core.rounddir import RoundDir, given_back_on_error
 from .._core.system import Clock
 from .._core.token import Token
-
-
-@contextmanager
-def given_back_on_error(won: Claim) -> Iterator[None]:
-    """A takeover that fails after winning its generation (EIO...) gives it back.
-
-    Otherwise the won claim would stay live, heartbeaten by nobody, until a
-    judge broke it a lease later and counted it as a failed attempt.  If even
-    the release fails, the lease decides.
-    """
-    try:
-        yield
-    except BaseException:
-        try:
-            won.release()
-        except OSError:
-            pass
-        raise
 
 
 class Claimer:

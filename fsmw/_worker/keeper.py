@@ -74,7 +74,6 @@ class Keeper:
         self._fd = -1
         self._holding = False
         self._failed = False
-        self.started_secs: Optional[float] = None  # how long starting the process took us
 
     @classmethod
     def for_worker(cls, options: Options, store_root: Path, facts: Mapping[str, object], signals: bool,
@@ -153,12 +152,12 @@ class Keeper:
         except (OSError, ValueError) as exc:
             self._log.warning("cannot start a keeper process (%s %s): %s", sys.executable, argv[1:3], exc)
             return False
-        self.started_secs = time.monotonic() - started
         assert self._proc.stdin is not None
         self._fd = os.dup(self._proc.stdin.fileno())  # unbuffered writes; dup is close-on-exec
         self._proc.stdin.close()
         _ALIVE.add(self)
-        self._log.debug("keeper process %d started in %.1f ms", self._proc.pid, 1e3 * self.started_secs)
+        self._log.debug("keeper process %d started in %.1f ms", self._proc.pid,
+                        1e3 * (time.monotonic() - started))
         return True
 
     def _close_pipe(self) -> None:

@@ -46,7 +46,6 @@ and is not stopped, and only while the claim's name points at its inode.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -58,7 +57,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from .._core import layout as names
-from .._core.claims import Claim
+from .._core.claims import Claim, asked_again
 from .._core.rounddir import RoundDir
 from .._core.store import Store
 from .._core.system import O_READ, REAL_FS
@@ -99,16 +98,10 @@ class Held:
         claim) would linger as ``.nfsXXXX``.
         """
         path = self.round_dir.file(self.task, names.CLAIM, self.gen)
-        fd = -1
-        for attempt in range(3):  # ESTALE: the cached handle went stale; look the name up again
-            try:
-                fd = REAL_FS.open(path, O_READ)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as exc:
-                if exc.errno != errno.ESTALE or attempt == 2:
-                    raise
+        try:
+            fd = asked_again(REAL_FS.open, path, O_READ)  # ESTALE is not "gone"
+        except FileNotFoundError:
+            fd = -1
         if fd >= 0 and REAL_FS.fstat(fd).st_ino != self.ino:
             REAL_FS.close(fd)
             fd = -1
@@ -133,7 +126,8 @@ class KeeperLoop:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.store = Store(config.store)
-        self.stop_file = str(self.store.stop_file)
+        # STOP makes a result unneeded only with on_stop="interrupt" (the same rule as the worker's)
+        self.stop_file = str(self.store.stop_file) if config.watch_stop else None
         self.held: Optional[Held] = None
         self.killed_why: Optional[str] = None
         self.ending = False
@@ -190,10 +184,11 @@ class KeeperLoop:
                 log.warning("claim %s is no longer ours (broken by another worker that saw no heartbeat "
                             "for lease_secs, or the round was closed); our result will be discarded",
                             claim.name)
-            why = why_not_needed(held.round_dir, claim, self.stop_file if self.config.watch_stop else None)
+            # A worker that cannot be signalled (not in its main thread) is never nudged.
+            why = why_not_needed(held.round_dir, claim, self.stop_file) if self.config.signals else None
         finally:
             claim.close()
-        if why is None or not self.config.signals:
+        if why is None:
             return
         now = time.monotonic()
         if held.nudged is None:

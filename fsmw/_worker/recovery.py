@@ -41,7 +41,7 @@ from .._core.claims import Claim, holder_gone
 from .._core.lease import LeaseJudge, Observation
 from .._core.view import RoundView
 from .._options import Options
-from .claimer import Claimer, given_back_on_error
+from .claimer import Claimer
 
 LOCK_GRACE_SECS = 1.0
 
@@ -101,15 +101,6 @@ class Recovery:
         backup_ok = self._backups_allowed(view)
         expected = self._times.expected_secs(unknown=self._options.lease_secs)
         result: Optional[Claim] = None
-        try:
-            result = self._judge_each(view, claimer, seen, backup_ok, expected)
-        finally:
-            self._judge.forget_except(seen)
-        return result
-
-    def _judge_each(self, view: RoundView, claimer: Claimer, seen: List[str], backup_ok: bool,
-                    expected: Optional[float]) -> Optional[Claim]:
-        result: Optional[Claim] = None
         for task, gen in view.running().items():
             # Only the newest live generation counts: an older one is the original
             # of a backup, and judging it could break the task twice.
@@ -131,7 +122,8 @@ class Recovery:
                                               claimer)
             elif result is None and backup_ok and expected is not None \
                     and _live_attempts(view, task) == 1 and obs.seen_secs >= expected:
-                result = self._backup(task, view.next_gen(task), obs.seen_secs, claimer)
+                result = self._backup(task, view.next_gen(task), obs.seen_secs, expected, claimer)
+        self._judge.forget_except(seen)
         return result
 
     def _stale(self, path: str, obs: Observation, claimer: Claimer) -> bool:
@@ -153,9 +145,8 @@ class Recovery:
         won = claimer.take_over(task, next_gen, "break")
         if won is None:
             return None
-        with given_back_on_error(won):
-            error, exhausted = claimer.round.break_claim(task, gen, idle, self._broken_by,
-                                                         self._options.max_attempts)
+        error, exhausted = claimer.round.break_claim(task, gen, idle, self._broken_by,
+                                                     self._options.max_attempts, won)
         self._log.warning("task %s: broke stale claim (%s)", task, error)
         if exhausted:
             self._log.error("task %s lost its last attempt; marked failed", task)
@@ -174,12 +165,12 @@ class Recovery:
         except OSError as exc:
             self._log.warning("task %s: could not break its stale claim now (%s); later", task, exc)
 
-    def _backup(self, task: str, next_gen: int, running: float, claimer: Claimer) -> Optional[Claim]:
+    def _backup(self, task: str, next_gen: int, running: float, expected: float,
+                claimer: Claimer) -> Optional[Claim]:
         won = claimer.take_over(task, next_gen, "backup")
         if won is not None:
             self._log.info("task %s has run for at least %.1f s (expected %.1f s): starting a "
-                           "backup copy", task, running,
-                           self._times.expected_secs(self._options.lease_secs) or 0.0)
+                           "backup copy", task, running, expected)
         return won
 
 

@@ -292,8 +292,8 @@ class Worker:
             fsync = fsync_wanted(self.options.fsync, self.store.root, self.store.fs)
             stop_file = str(self.store.stop_file) if self.options.on_stop == "interrupt" else None
             self._attempt = Attempt(self.options, self._facts, self.log, self.process_file, self._stop,
-                                    self._scratch, self._heartbeat, fsync, self._clock, stop_file)
-            self._attempt.shared = self._pace != 0.0  # a local disk needs no revalidation
+                                    self._scratch, self._heartbeat, fsync, self._clock, stop_file,
+                                    shared=self._pace != 0.0)
         return self._attempt
 
     def _prefix(self, msg: str, kwargs: Any) -> Tuple[str, Any]:  # LoggerAdapter.process

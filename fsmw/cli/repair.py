@@ -2,9 +2,10 @@
 
 * ``stop`` writes the stop file: workers start no new task and exit at
   their next poll (they look for it at most once a second), a running task
-  is finished first; a waiting master returns its summary (marked stopped)
-  at its next poll and closes the round, which ends the attempts still
-  running there (their results become ``.dup``).
+  is interrupted and given back, or finished first (``on_stop``); a waiting
+  master returns its summary (marked stopped) at its next poll and closes the
+  round, which ends the attempts still running there (their results become
+  ``.dup``).
 * ``requeue --failed`` makes failed tasks of open rounds pending again: their
   error records and used claims are renamed ``<name>.requeued`` (kept for
   reading, no longer counted) *before* the failure mark goes, so no worker
@@ -16,8 +17,8 @@
   the task.  No clock is compared with an mtime: a live holder touches its
   claim every ``lease_secs / 5``, so a live claim always moves.
 * ``clean`` removes temp files older than ``--age`` (file-system clock) and,
-  in closed rounds, claims of tasks that have a result (debris of holders
-  that died after publishing).
+  in closed rounds, claim tokens older than ``--age`` and the claims of tasks
+  that have a result or a failure mark (debris of holders that died).
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def _break(round_dir: RoundDir, run: Running, next_gen: int, silent: float) -> b
     if won is None:
         return False  # someone else is breaking or took it: leave it to them
     # fsmw requeue does not know the workers' max_attempts: it marks nothing failed.
-    round_dir.break_claim(run.task, run.attempt, silent, REQUEUED_BY, None,
+    round_dir.break_claim(run.task, run.attempt, silent, REQUEUED_BY, None, won,
                           note="requeued by fsmw requeue")
     won.release()
     return True
@@ -152,13 +153,13 @@ def clean_command(args: argparse.Namespace) -> int:
     store = Store(args.store)
     store.check()
     now, _ = store_now(store)
-    doomed: List[str] = _old_temps(store.fs, store.path, store.root_names(), now, args.age)
+    doomed: List[str] = _old_entries(store.fs, store.path, store.root_names(), now, args.age)
     for number in store.rounds():
         round_dir = store.round(number)
         entries = round_dir.listing()
-        doomed += _old_temps(store.fs, round_dir.join, entries, now, args.age)
+        doomed += _old_entries(store.fs, round_dir.join, entries, now, args.age)
         if names.CLOSED in entries:  # a dead worker's token stays until its round is closed
-            doomed += _old_temps(store.fs, round_dir.join, entries, now, args.age, _is_token)
+            doomed += _old_entries(store.fs, round_dir.join, entries, now, args.age, _is_token)
             view = round_dir.scan()
             doomed += [round_dir.file(t, names.CLAIM, g)
                        for t, gens in view.claims.items() if view.finished(t) for g in gens]
@@ -174,7 +175,7 @@ def _is_token(name: str) -> bool:
     return name.startswith(names.TOKEN_PREFIX)
 
 
-def _old_temps(fs: FileSystem, join: Callable[[str], str], entries: List[str], now: float,
+def _old_entries(fs: FileSystem, join: Callable[[str], str], entries: List[str], now: float,
                age: float, pick: Callable[[str], bool] = names.is_temp) -> List[str]:
     """The entries ``pick`` selects whose mtime is older than ``age`` (store time ``now``)."""
     old = []

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import fsmw
+from fsmw._core.rounddir import RoundDir
 from fsmw._core.token import Token
 from fsmw._worker import abandon as _abandon
 from fsmw._worker.keeper import Keeper
@@ -106,7 +107,8 @@ def test_a_worker_that_dies_holding_a_claim_has_its_attempt_recorded_and_counted
 
 
 @pytest.mark.parametrize("before_eof", ["dropped", "recorded", "stop", "ending"])
-def test_a_worker_that_ended_its_attempt_or_was_stopped_has_no_failure_recorded(held, before_eof):
+def test_a_worker_that_ended_its_attempt_or_was_stopped_has_no_failure_recorded(held, before_eof,
+                                                                                 monkeypatch):
     store, rd, token, claim = held
     loop = KeeperLoop(config(store, 4242))
     lines = [hold_line(claim)]
@@ -118,7 +120,10 @@ def test_a_worker_that_ended_its_attempt_or_was_stopped_has_no_failure_recorded(
         store.stop_file.write_text("stop\n")
     else:
         loop.ending = True  # the keeper got SIGTERM with its job
+    recorded = []
+    monkeypatch.setattr(RoundDir, "record_failure", lambda self, *a, **k: recorded.append(a))
     run_keeper(loop, lines)
+    assert recorded == []  # the keeper recorded no death
     err = round_dir(store.root) / "a.err.1"
     assert not err.exists() or "its own" in err.read_text()
     if before_eof in ("stop", "ending"):
