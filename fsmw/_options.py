@@ -85,6 +85,7 @@ class Options:
     walltime_secs: Optional[float] = None
     on_stop: str = "interrupt"
     abandon_open_round: bool = False
+    shard_size: int = 1000
 
     def __post_init__(self) -> None:
         for name in ("lease_secs", "master_idle_sleep_secs", "worker_idle_sleep_secs",
@@ -100,9 +101,10 @@ class Options:
                  lambda v: 0 <= v <= 1, "a fraction between 0 and 1")
         if self.on_stop not in ON_STOP:
             raise ValueError(f"on_stop must be one of {', '.join(ON_STOP)}, not {self.on_stop!r}")
-        if not isinstance(self.max_attempts, int) or isinstance(self.max_attempts, bool) \
-                or self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be a positive integer, not {self.max_attempts!r}")
+        for name in ("max_attempts", "shard_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
     @property
     def heartbeat_secs(self) -> float:

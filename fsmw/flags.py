@@ -69,11 +69,15 @@ gflags.DEFINE_enum("on_stop", _D.on_stop, list(ON_STOP), "What a worker does wit
 gflags.DEFINE_bool("abandon_open_round", _D.abandon_open_round, "Whether the master closes a round "
                   "an earlier master left open (crashed) and starts a new one, rather than "
                   "resume it: a resumed round must get the same tasks (names and bytes).")
+gflags.DEFINE_integer("shard_size", _D.shard_size, "How many tasks the master puts in each "
+                      "shard directory of a round, so that no listing grows with the round.",
+                      lower_bound=1)
 gflags.DEFINE_enum("log_level", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"],
                    "Logging level of the script.")
 
 _COMMON = ("lease_secs", "max_attempts", "fsync")
-_MASTER = _COMMON + ("master_idle_sleep_secs", "progress", "progress_secs", "abandon_open_round")
+_MASTER = _COMMON + ("master_idle_sleep_secs", "progress", "progress_secs", "abandon_open_round",
+                      "shard_size")
 _WORKER = _COMMON + ("process_secs", "lockfile_timeout_threshold", "worker_idle_sleep_secs",
                      "worker_max_idle_secs", "take_lockfile_existence_as_lock", "use_tmp",
                      "tmp_folder", "walltime_secs", "on_stop")

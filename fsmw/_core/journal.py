@@ -36,6 +36,7 @@ from .atomic import read_small
 from .layout import JOURNAL_PREFIX, is_journal, private_name
 from .owner import safe_host
 from .rounddir import RoundDir
+from .shard import Shard
 from .system import O_APPEND_NEW, REAL_CLOCK, REAL_FS, Clock, FileSystem, token_hex
 
 FLUSH_SECS = 0.05
@@ -50,16 +51,16 @@ class Journal:
         self._facts = json.dumps({k: facts.get(k) for k in ("worker_id", "host", "pid", "job_id")},
                                  separators=(",", ":"))[1:-1]
         self._fd = -1
-        self._dir: Optional[RoundDir] = None
+        self._dir: Optional[str] = None  # the round directory of the journal being written
         self._fs, self._clock = fs, clock
         self._lines: List[bytes] = []
         self._flushed = float("-inf")
 
-    def record(self, round_dir: RoundDir, task: str, attempt: int, kind: str, outcome: str,
+    def record(self, shard: Shard, task: str, attempt: int, kind: str, outcome: str,
                claimed: float, ended: float) -> None:
-        if round_dir is not self._dir:
+        if shard.round_path != self._dir:
             self.close()
-            self._dir = round_dir
+            self._dir = shard.round_path
         line = (f'{{"task":{json.dumps(task)},"attempt":{attempt:d},"kind":"{kind}",'
                 f'"outcome":"{outcome}",{self._facts},"claimed":{claimed:.3f},"ended":{ended:.3f}}}\n')
         self._lines.append(line.encode("utf-8"))
@@ -75,7 +76,7 @@ class Journal:
         try:
             if self._fd < 0:
                 name = private_name(JOURNAL_PREFIX, safe_host(fs), fs.getpid(), token_hex(fs=fs))
-                self._fd = fs.open(self._dir.join(name), O_APPEND_NEW, 0o666)
+                self._fd = fs.open(f"{self._dir}/{name}", O_APPEND_NEW, 0o666)
             fs.write(self._fd, data)
         except OSError:
             self._close_fd()  # the journal is informative only: never fail a task for it

@@ -35,8 +35,10 @@ TOKEN_PREFIX = ".worker."
 JOURNAL_PREFIX = ".journal."
 SEALED = "SEALED"
 CLOSED = "CLOSED"
+REQUEUED = "REQUEUED"
 STOP = "STOP"
 ROUND_PREFIX = "round-"
+SHARD_PREFIX = "shard-"
 
 _PLAIN = frozenset((IN, OUT, FAILED))
 _NUMBERED = frozenset((CLAIM, ERR))
@@ -113,9 +115,22 @@ def round_name(number: int) -> str:
 
 def round_number(name: str) -> Optional[int]:
     """The number of a round directory name, or ``None``."""
-    if not name.startswith(ROUND_PREFIX):
+    return _numbered(name, ROUND_PREFIX)
+
+
+def shard_name(index: int) -> str:
+    return f"{SHARD_PREFIX}{index:06d}"
+
+
+def shard_index(name: str) -> Optional[int]:
+    """The index of a shard directory name (``shard-000042``: 42), or ``None``."""
+    return _numbered(name, SHARD_PREFIX)
+
+
+def _numbered(name: str, prefix: str) -> Optional[int]:
+    if not name.startswith(prefix):
         return None
-    digits = name[len(ROUND_PREFIX):]
+    digits = name[len(prefix):]
     if len(digits) != 6 or not (digits.isdigit() and digits.isascii()):
         return None
     return int(digits)

@@ -6,15 +6,17 @@ Layout (readable with ``ls -a``; names are spelled in ``layout``)::
     STORE/round-000001/              one directory per round, never reused
         SEALED                       the master has written every input
         CLOSED                       the round is over; says what comes next
-        <task>.in / .claim.<g> / .out / .err.<g> / .failed / .dup.<hex>
-        .tmp.<host>.<pid>.<hex><n>   a file being written (two-stage creation)
-        .worker.<host>.<pid>.<hex>   a worker's claim token (claims are links to it)
+        REQUEUED                     fsmw requeue reopened tasks (workers look again)
         .journal.<host>.<pid>.<hex>  a worker's attempt journal
+        shard-000000/                the first shard_size tasks, then shard-000001/, ...
+            <task>.in / .claim.<g> / .out / .err.<g> / .failed / .dup.<hex>
+            .tmp.<host>.<pid>.<hex><n>   a file being written (two-stage creation)
+            .worker.<host>.<pid>.<hex>   a worker's claim token (claims are links to it)
 
 Property: a round's files live only in that round's directory, so a late file
-of round k can never satisfy round k+1.  Paths are built here and in
-:class:`~fsmw._core.rounddir.RoundDir` only, and every call goes through the
-store's ``fs`` (see ``system``).
+of round k can never satisfy round k+1.  Paths are built here, in
+:class:`~fsmw._core.rounddir.RoundDir` and in :class:`~fsmw._core.shard.Shard`
+only, and every call goes through the store's ``fs`` (see ``system``).
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from . import layout as names
 from .atomic import write_replace
 from .errors import StoreError
 from .records import format_record
-from .rounddir import RoundDir, listdir
+from .rounddir import RoundDir
+from .shard import listdir
 from .system import REAL_FS, W_OK_X_OK, FileSystem, PathLike, is_dir, lexists
-from .view import RoundView, scan_names
 
 
 class Store:
@@ -63,7 +65,11 @@ class Store:
         return self.round_dir(number) / which
 
     def task_file(self, number: int, task: str, kind: str, gen: Optional[int] = None) -> Path:
-        return self.round_dir(number) / names.file_name(task, kind, gen)
+        """The path of ``task``'s file of ``kind`` in round ``number``: in the shard that holds
+        its input, or (no input yet) in the round's first shard."""
+        found = self.round(number).find(task)
+        return Path(found.path if found is not None else self.round(number).shard(0).path,
+                    names.file_name(task, kind, gen))
 
     def round(self, number: int) -> RoundDir:
         """Round ``number``'s directory: its paths, listings and records."""
@@ -129,10 +135,10 @@ class Store:
         return listdir(self.fs, self.root)
 
     def listing(self, number: int) -> List[str]:
-        """The names in round ``number``'s directory (one listing)."""
+        """The names in round ``number``'s own directory (markers, shards, journals)."""
         return listdir(self.fs, self.round_dir(number))
 
-    def scan(self, number: int) -> RoundView:
-        """One listing of round ``number``, parsed."""
-        return scan_names(self.listing(number))
+    def duplicates(self, number: int) -> int:
+        """How many discarded results round ``number`` holds (one listing per shard)."""
+        return sum(shard.scan().duplicates for shard in self.round(number).each_shard())
 

@@ -69,6 +69,7 @@ class FileSystem:
     rename = staticmethod(os.rename)
     listdir = staticmethod(os.listdir)
     mkdir = staticmethod(os.mkdir)
+    rmdir = staticmethod(os.rmdir)
     utime = staticmethod(os.utime)
     access = staticmethod(os.access)
     pathconf = staticmethod(os.pathconf)

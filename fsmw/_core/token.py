@@ -1,4 +1,4 @@
-"""Claim tokens: one inode per worker and round that all of its claims link to.
+"""Claim tokens: one inode per worker and shard that all of its claims in the shard link to.
 
 Claiming a task is ``link(token, <task>.claim.<g>)``: exclusive like an
 O_CREAT|O_EXCL create (EEXIST for all but one process), but no inode is
@@ -25,12 +25,12 @@ from .claims import Claim
 from .layout import TOKEN_PREFIX, private_name
 from .owner import safe_host
 from .records import format_record, iso_time, token_record
-from .rounddir import RoundDir
+from .shard import Shard
 from .system import O_CREATE_RW, REAL_CLOCK, Clock, PathLike, token_hex
 
 
 class Token:
-    """A worker's claim token in one round directory: the inode its claims link to.
+    """A worker's claim token in one shard directory: the inode its claims there link to.
 
     ``.worker.<host>.<pid>.<hex>`` holds the worker's owner facts and, where
     fcntl works, the worker's write lock for as long as it lives.  Before each
@@ -39,23 +39,23 @@ class Token:
     since when.  A new token is started every ``MAX_LINKS`` claims, and
     sooner if the file system refuses another link (ext4 allows 65,000 links
     to an inode; GlusterFS answered ENOSPC after about 740).  The token's name
-    is removed when the worker leaves the round; its claims keep the inode.
+    is removed when the worker leaves the shard; its claims keep the inode.
     """
 
     MAX_LINKS = 256
     RECORD_SIZE = 1024
 
-    def __init__(self, round_dir: RoundDir, facts: Mapping[str, object], clock: Clock = REAL_CLOCK) -> None:
-        self._round = round_dir
+    def __init__(self, shard: Shard, facts: Mapping[str, object], clock: Clock = REAL_CLOCK) -> None:
+        self._shard = shard
         self._facts = format_record(facts)  # rendered once
-        self._fs, self._clock = round_dir.fs, clock
+        self._fs, self._clock = shard.fs, clock
         self._second, self._started = -1, b""
         self.fd = -1
         self._open()
 
     def _open(self) -> None:
         fs = self._fs
-        self.path = self._round.join(private_name(TOKEN_PREFIX, safe_host(fs), fs.getpid(), token_hex(fs=fs)))
+        self.path = self._shard.join(private_name(TOKEN_PREFIX, safe_host(fs), fs.getpid(), token_hex(fs=fs)))
         fd = fs.open(self.path, O_CREATE_RW, 0o666)
         try:
             self._write(fd, "", 0)

@@ -6,8 +6,8 @@ Protocol per round k:
      (temp, fsync where wanted (see ``_core.fsinfo``), rename), then ``SEALED``
      with a digest of the inputs (:meth:`Master.begin_round`).  A restarted
      master resumes the newest round not ``CLOSED`` instead (``resume``);
-  2. poll with one listing of ``round-k`` per pass (:meth:`Master.step`,
-     parsing only the names that changed since the last one), again at about
+  2. poll with one listing of ``round-k`` and of each shard not yet finished
+     per pass (:meth:`Master.step`, ``counts``), again at about
      half the time the round should still take at its rate so far, backing
      off up to ``master_idle_sleep_secs`` while nothing arrives, and pausing
      at least what the last poll took (four times that on a shared file
@@ -39,17 +39,16 @@ from .._core.owner import owner_facts
 from .._core.pacing import Backoff, Pace, Rate
 from .._core.store import Store
 from .._core.system import Clock, FileSystem, as_clock
-from .._core.view import RoundTracker, RoundView
 from .._options import Options, make_options
 from .ownership import MasterLease, TakenOver
+from .counts import RoundCounts
 from .progress import Progress, RoundLog
-from .resume import Fresh, Sink, create_inputs, resume_inputs
+from .resume import create_inputs, resume_inputs
+from .sinks import Fresh, Sink
 from .summary import Outputs, Summary
 from .temps import TempWatch
 
 _log = logging.getLogger("fsmw.master")
-OUT_SUFFIX = "." + names.OUT
-OUT_LEN = len(OUT_SUFFIX)
 FIRST_POLL_SECS = 0.02
 POLL_PACE = 4.0
 
@@ -83,8 +82,7 @@ class Master:
         self.round = 0
         self._round_dir = self.store.round(0)
         self._tasks: Set[str] = set()
-        self._tracker = RoundTracker()
-        self._done: Set[str] = set()
+        self._counts = RoundCounts(self._round_dir, self.options.max_attempts, self.log)
         self._summary = Summary()
         self._rounds_run: List[int] = []
         self._temps = TempWatch(self._clock, self.options.lease_secs)
@@ -92,7 +90,7 @@ class Master:
         self._bar = Progress(self.options.progress, self.options.progress_secs, self._clock.now)
         self._ownership = MasterLease(self.store, self._facts, self.options.lease_secs, self._clock, self.log)
         self._round_log = RoundLog(self.log, self._clock.now)
-        self._sink: Sink = Fresh(self._round_dir, self._fsync)
+        self._sink: Sink = Fresh(self._round_dir, self.options.shard_size, self._fsync)
 
     # -- the subclass contract --------------------------------------------
     def create_input_files(self) -> None:
@@ -142,11 +140,11 @@ class Master:
                              number, why, names.round_name(self.round))
             self._close_round(number, f"{why}next: {names.round_name(self.round)}")
         while self._finish_round():
-            previous = self.round
+            previous, finished = self.round, frozenset(self._counts.finished)
             self.begin_round(previous + 1)
-            self._close_round(previous, "next: " + names.round_name(self.round))
+            self._close_round(previous, "next: " + names.round_name(self.round), finished)
         # Count again: late results of earlier rounds are discarded as they arrive.
-        self._summary.duplicates = sum(self.store.scan(n).duplicates for n in self._rounds_run)
+        self._summary.duplicates = sum(self.store.duplicates(n) for n in self._rounds_run)
         self._summary.wall_secs = self._clock.now() - started
         self.log.info("%s", self._summary)
         return self._summary
@@ -168,16 +166,16 @@ class Master:
         except Stopped as exc:
             self.log.warning("%s; returning without the round's remaining results", exc)
             self._summary.stopped = True
-            self._summary.tally(self._round_dir, self._tasks, self._view)
-            self._close_round(self.round, "stopped from outside")
+            self._tally()
+            self._close_round(self.round, "stopped from outside", frozenset(self._counts.finished))
             return False
         if not self._fsync:
             sync_file_system(self._round_dir.path, self.store.fs)  # see _core.fsinfo: once per round
-        outputs = Outputs(self._round_dir, sorted(self._tasks & self._view.outputs))
+        outputs = Outputs(self._round_dir, self._counts.done)
         again = self.process_output_files(outputs)
         if not again:
             self.store.write_stop(self._facts)
-            self._close_round(self.round, "next: STOP")
+            self._close_round(self.round, "next: STOP", frozenset(self._counts.finished))
         return bool(again)
 
     def begin_round(self, number: Optional[int] = None) -> int:
@@ -197,11 +195,12 @@ class Master:
         """Create round ``number``, or resume it (``resume``: RoundMismatch if the tasks differ)."""
         self.round, self._tasks = number, set()
         self._round_dir = self.store.round(number)
-        self._tracker, self._done = RoundTracker(), set()
+        self._counts = RoundCounts(self._round_dir, self.options.max_attempts, self.log)
         self._bar.start_round(number)
         self._rounds_run.append(number)
         opener = resume_inputs if resume else create_inputs
-        self._tasks = opener(self._round_dir, self._yield_inputs, self._fsync, self.log)
+        self._tasks = opener(self._round_dir, self._yield_inputs, self.options.shard_size, self._fsync,
+                             self.log)
         return number
 
     def _yield_inputs(self, sink: Sink) -> Set[str]:
@@ -210,10 +209,6 @@ class Master:
         self.create_input_files()
         return self._tasks
 
-    @property
-    def _view(self) -> RoundView:
-        return self._tracker.view
-
     def step(self) -> bool:
         """One poll of the current round; True once every task is done or failed.
 
@@ -221,25 +216,16 @@ class Master:
             Stopped: someone wrote the stop file (``fsmw stop``) during the round.
         """
         self._ownership.still_mine()
-        came = self._tracker.update(self._round_dir.listing())
-        view = self._view
-        self._temps.seen(view.temps)
-        self._mark_poisoned(view)
-        self._done.update(t for t in (n[:-OUT_LEN] for n in came if n.endswith(OUT_SUFFIX))
-                          if t in self._tasks)
-        done = len(self._done)
-        failed = len((self._tasks & view.failed) - view.outputs) if view.failed else 0
+        counts = self._counts
+        counts.poll(sealed=True)  # run() polls only once the inputs are written
+        self._temps.seen(counts.temps)
+        done, failed = counts.done, counts.failed
         complete = done + failed == len(self._tasks)
         self._bar.update(done, failed, len(self._tasks), final=complete)
         self._round_log.update(self.round, done, failed, len(self._tasks), complete)
         if not complete and self.store.stopped():
             raise Stopped(f"{self.store.stop_file} appeared: the run was stopped from outside")
         return complete
-
-    def _mark_poisoned(self, view: RoundView) -> None:
-        for task in self._round_dir.mark_poisoned(view, self.options.max_attempts):
-            view.failed.add(task)
-            self.log.warning("task %s failed %d times; marked failed", task, len(view.errors[task]))
 
     def _wait_for_round(self) -> None:
         # Poll again at about half the time the round should still take at its
@@ -262,14 +248,17 @@ class Master:
             except OSError as exc:  # a flaky mount (EIO, ESTALE...): back off and retry
                 failing_since = self._listing_failed(exc, failing_since)
             pace.measure(started)
-            finished = len(self._done) + len(self._view.failed)
+            finished = self._counts.done + self._counts.failed
             left = rate.time_left(finished, len(self._tasks), self._clock.now())
             if left is None:
                 backoff.grow()
             else:
                 backoff.reset(left / 2)
             self._clock.sleep(max(backoff.draw(), pace.floor()))
-        self._summary.tally(self._round_dir, self._tasks, self._view)
+        self._tally()
+
+    def _tally(self) -> None:
+        self._summary.tally(self.round, self._counts.done, self._counts.failures())
 
     def _listing_failed(self, exc: OSError, since: Optional[float]) -> float:
         """Log a failed poll; give up (StoreError) once polls have failed for ``lease_secs``."""
@@ -281,13 +270,20 @@ class Master:
         self.log.warning("store error, will retry: %s", exc)
         return since
 
-    def _close_round(self, number: int, text: str) -> None:
-        round_dir = self.store.round(number)
-        view, ended = round_dir.close(text, f"master {self._facts['host']}/{self._facts['pid']}")
-        for task in ended:
-            self.log.info("round %d closed while task %s ran: its result will be discarded", number, task)
-        for name in self._temps.dead(view.temps):
-            round_dir.unlink(name)
+    def _close_round(self, number: int, text: str, finished: "frozenset[int]" = frozenset()) -> None:
+        """Close round ``number``; the shards in ``finished`` (every task has its output) are
+        not listed again."""
+        closed_by = f"master {self._facts['host']}/{self._facts['pid']}"
+        shards = self.store.round(number).close(text, closed_by, skip=finished)
+        temps = [(shard, name) for shard, names_, _ in shards for name in names_]
+        dead = set(self._temps.dead(f"{shard.index}/{name}" for shard, name in temps))
+        for shard, name in temps:
+            if f"{shard.index}/{name}" in dead:
+                shard.unlink(name)
+        for _, _, ended in shards:
+            for task in ended:
+                self.log.info("round %d closed while task %s ran: its result will be discarded",
+                              number, task)
 
     def _prefix(self, msg: str, kwargs: Any) -> Tuple[str, Any]:  # LoggerAdapter.process
         return self._log_prefix + msg, kwargs

@@ -14,7 +14,7 @@ holder:
 
 A live holder makes the new master fail with a StoreError naming the
 holder's host and pid.  A dead one is broken like a stale task claim
-(``RoundDir.break_claim``: a record renamed over the claim, which fences
+(``Shard.break_claim``: a record renamed over the claim, which fences
 the old holder, then an error record), and the new master takes the store
 over.  A master checks on every poll that its claim is still its own, and
 gives its claim back when it returns.
@@ -34,7 +34,7 @@ from .._core.errors import StoreError
 from .._core.heartbeat import Heartbeat
 from .._core.lease import LeaseJudge
 from .._core.records import format_record, parse_record
-from .._core.rounddir import RoundDir
+from .._core.shard import LEGACY, Shard
 from .._core.store import Store
 from .._core.system import Clock
 
@@ -50,7 +50,7 @@ class MasterLease:
 
     def __init__(self, store: Store, facts: Mapping[str, object], lease_secs: float, clock: Clock,
                  log: Any) -> None:
-        self._root = RoundDir(str(store.root), 0, store.fs)  # the root, read like a round
+        self._root = Shard(str(store.root), 0, LEGACY, store.fs)  # the root, read like a shard
         self._store = store
         self._facts = facts
         self._lease = lease_secs

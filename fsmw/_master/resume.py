@@ -41,127 +41,20 @@ catches accidental differences, not forgeries.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Callable, List, Optional, Set, Tuple
 
 from .._core import layout as names
-from .._core.atomic import parent_dir, read_small
+from .._core.atomic import parent_dir
 from .._core.errors import StoreError
 from .._core.records import parse_record
 from .._core.rounddir import RoundDir
+from .._core.shard import LEGACY
+from .sinks import DIGEST_KIND, SHOWN, Check, Compare, Diagnose, Fresh, Placement, Sink, round_inputs
 
-MASK = (1 << 256) - 1
-SHOWN = 5  # differences named in the error
-DIGEST_KIND = "sha256-sum"
 
 
 class RoundMismatch(StoreError):
     """A restarted master's ``create_input_files()`` yields other tasks than its open round holds."""
-
-
-class Digest:
-    """An order-independent digest of a round's inputs (names and bytes)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._sum = 0
-
-    def add(self, name: str, data: bytes) -> None:
-        h = hashlib.sha256(name.encode("utf-8") + b"\0")
-        h.update(data)
-        self._sum = (self._sum + int.from_bytes(h.digest(), "big")) & MASK
-        self.count += 1
-
-    @property
-    def text(self) -> str:
-        return f"{DIGEST_KIND} {self._sum:064x}"
-
-    def sealed_record(self) -> str:
-        """What ``SEALED`` holds: the number of tasks and the digest."""
-        return f"tasks: {self.count}\ndigest: {self.text}\n"
-
-
-class Sink:
-    """Where ``Master.create_input_file`` sends each input, once validated."""
-
-    def __init__(self, round_dir: RoundDir) -> None:
-        self.round_dir = round_dir
-        self.digest = Digest()
-
-    def put(self, name: str, data: bytes) -> str:
-        """Take one input; return its final path."""
-        self.digest.add(name, data)
-        return self.round_dir.file(name, names.IN)
-
-
-class Fresh(Sink):
-    """A new round: write every input (temp, [fsync], rename)."""
-
-    def __init__(self, round_dir: RoundDir, fsync: bool) -> None:
-        super().__init__(round_dir)
-        self._fsync = fsync
-
-    def put(self, name: str, data: bytes) -> str:
-        self.digest.add(name, data)
-        return self.round_dir.write_input(name, data, self._fsync)
-
-
-class Compare(Sink):
-    """A sealed round with a digest: hash only; nothing is read or written."""
-
-
-class Diagnose(Sink):
-    """Read inputs and compare their bytes until :data:`SHOWN` differences are found."""
-
-    def __init__(self, round_dir: RoundDir, inputs: Set[str]) -> None:
-        super().__init__(round_dir)
-        self.inputs = inputs
-        self.changed: List[str] = []
-
-    def put(self, name: str, data: bytes) -> str:
-        if name in self.inputs and len(self.changed) <= SHOWN:  # reads stop after a few (and one more)
-            self._compare(name, data)
-        return super().put(name, data)
-
-    def _compare(self, name: str, data: bytes) -> None:
-        there = read_small(self.round_dir.file(name, names.IN), limit=len(data) + 1, fs=self.round_dir.fs)
-        if there == data:
-            return
-        if len(self.changed) < SHOWN:
-            size = "no" if there is None else f"more than {len(data)}" if len(there) > len(data) \
-                else str(len(there))
-            self.changed.append(f"{name} ({size} bytes in the store, {len(data)} now)")
-        elif len(self.changed) == SHOWN:
-            self.changed.append("...")
-
-
-class Check(Diagnose):
-    """An unsealed round (or one sealed without a digest): compare what exists, stage what is missing."""
-
-    def __init__(self, round_dir: RoundDir, inputs: Set[str], fsync: bool, write: bool) -> None:
-        super().__init__(round_dir, inputs)
-        self._fsync = fsync
-        self._write = write
-        self._staged: List[Tuple[str, str]] = []  # (temp path, task name): no more held per input
-
-    def put(self, name: str, data: bytes) -> str:
-        if name in self.inputs:
-            self._compare(name, data)
-        elif self._write:
-            self._staged.append((self.round_dir.temp(data, self._fsync), name))
-        self.digest.add(name, data)
-        return self.round_dir.file(name, names.IN)
-
-    def publish(self) -> int:
-        """Rename the staged inputs into place; how many there were."""
-        for tmp, name in self._staged:
-            self.round_dir.fs.rename(tmp, self.round_dir.file(name, names.IN))
-        return len(self._staged)
-
-    def discard(self) -> None:
-        for tmp, _ in self._staged:
-            self.round_dir.unlink(tmp.rpartition("/")[2])
-        self._staged = []
 
 
 def sealed_digest(record: Optional[bytes]) -> Optional[Tuple[int, str]]:
@@ -175,7 +68,7 @@ def sealed_digest(record: Optional[bytes]) -> Optional[Tuple[int, str]]:
 Run = Callable[[Sink], Set[str]]  # sets the master's sink, calls create_input_files(), the names
 
 
-def create_inputs(round_dir: RoundDir, run: Run, fsync: bool, log: Any) -> Set[str]:
+def create_inputs(round_dir: RoundDir, run: Run, shard_size: int, fsync: bool, log: Any) -> Set[str]:
     """Make a new round's directory, write its inputs (through ``run``), seal it with the digest.
 
     Raises:
@@ -187,14 +80,14 @@ def create_inputs(round_dir: RoundDir, run: Run, fsync: bool, log: Any) -> Set[s
         raise StoreError(f"{round_dir.path} already exists: is another master running "
                          f"on {parent_dir(round_dir.path)}?") from exc
     log.info("round %d: creating inputs", round_dir.number)
-    sink = Fresh(round_dir, fsync)
+    sink = Fresh(round_dir, shard_size, fsync)
     tasks = run(sink)
     round_dir.write_marker(names.SEALED, sink.digest.sealed_record())
     log.info("round %d: %d tasks", round_dir.number, len(tasks))
     return tasks
 
 
-def resume_inputs(round_dir: RoundDir, run: Run, fsync: bool, log: Any) -> Set[str]:
+def resume_inputs(round_dir: RoundDir, run: Run, shard_size: int, fsync: bool, log: Any) -> Set[str]:
     """Call ``create_input_files()`` (through ``run``) against the open round ``round_dir``.
 
     Args:
@@ -207,35 +100,40 @@ def resume_inputs(round_dir: RoundDir, run: Run, fsync: bool, log: Any) -> Set[s
         RoundMismatch: the tasks differ; the store is unchanged.
     """
     log.warning("round %d was left open by an earlier master; resuming it", round_dir.number)
-    tasks, written = _resume(round_dir, run, fsync)
+    if round_dir.shards() == [LEGACY]:
+        raise StoreError(f"{round_dir.path} was left open by an fsmw from before shards (its task "
+                         f"files are in the round directory); finish it with that fsmw, or set "
+                         f"abandon_open_round=True (--abandon_open_round) to close it and start a new round")
+    tasks, written = _resume(round_dir, run, shard_size, fsync)
     log.info("round %d: resumed, %d tasks (%d missing inputs written now)", round_dir.number,
              len(tasks), written)
     return tasks
 
 
-def _resume(round_dir: RoundDir, run: Run, fsync: bool) -> Tuple[Set[str], int]:
+def _resume(round_dir: RoundDir, run: Run, shard_size: int, fsync: bool) -> Tuple[Set[str], int]:
     record = round_dir.read(names.SEALED)
     sealed = sealed_digest(record)
     if sealed is not None:
-        compare = Compare(round_dir)
+        compare = Compare(round_dir, Placement(round_dir, shard_size, make=False))
         tasks = run(compare)
         if (compare.digest.count, compare.digest.text) == sealed:
             return tasks, 0
-        inputs = round_dir.scan().inputs
-        gone, new = sorted(inputs - tasks), sorted(tasks - inputs)
+        inputs, _ = round_inputs(round_dir)
+        gone, new = sorted(inputs.keys() - tasks), sorted(tasks - inputs.keys())
         changed: List[str] = []
         if not gone and not new:
-            diagnose = Diagnose(round_dir, inputs)
+            diagnose = Diagnose(round_dir, inputs, Placement(round_dir, shard_size, make=False))
             run(diagnose)
             changed = diagnose.changed or ["none found by reading the inputs, but the digest in "
                                            "SEALED differs: does create_input_files() yield the same "
                                            "bytes every time?"]
         raise RoundMismatch(_message(round_dir, gone, new, changed))
-    check = Check(round_dir, round_dir.scan().inputs, fsync, write=record is None)
+    inputs, last = round_inputs(round_dir)
+    check = Check(round_dir, inputs, last, shard_size, fsync, write=record is None)
     try:
         tasks = run(check)
-        gone = sorted(check.inputs - tasks)
-        new = sorted(tasks - check.inputs) if record is not None else []
+        gone = sorted(check.inputs.keys() - tasks)
+        new = sorted(tasks - check.inputs.keys()) if record is not None else []
         if gone or new or check.changed:
             raise RoundMismatch(_message(round_dir, gone, new, check.changed))
     except BaseException:

@@ -1,43 +1,58 @@
 """What a master hands back: the round's outputs, and the run's summary.
 
-Property: :class:`Outputs` holds a sorted list of task names, not a path per
-task, so handing a round of a million outputs to ``process_output_files``
-costs no more memory than the names.
+Property: :class:`Outputs` holds nothing per task: it lists one shard at a
+time as it is iterated, so handing a round of a million outputs to
+``process_output_files`` costs the memory of one shard's names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Mapping, Set
+from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .._core import layout as names
 from .._core.rounddir import RoundDir
-from .._core.view import RoundView
+from .._core.shard import Shard
 
 
 class Outputs(Mapping[str, Path]):
-    """The round's outputs ``{task name: path}``, in task-name order.
+    """The round's outputs ``{task name: path}``, shard by shard (the order the inputs were
+    written in, by ``shard_size``), by task name within a shard.
 
-    Paths are made on access, so a round of a million tasks costs a sorted
-    list of names, not a million path objects held at once.
+    Iterating lists one shard at a time; a lookup by name is answered from
+    the shard last listed, else from an index of every output's shard made
+    at the first such lookup.
     """
 
-    def __init__(self, round_dir: RoundDir, tasks: List[str]) -> None:
-        self._dir = round_dir
-        self._tasks = tasks
-        self._known = frozenset(tasks)
+    def __init__(self, round_dir: RoundDir, count: int) -> None:
+        self._round = round_dir
+        self._count = count
+        self._last: Tuple[Optional[Shard], frozenset] = (None, frozenset())
+        self._index: Optional[Dict[str, int]] = None
 
-    def __getitem__(self, task: str) -> Path:
-        if task not in self._known:
-            raise KeyError(task)
-        return Path(self._dir.file(task, names.OUT))
+    def _shard_outputs(self, shard: Shard) -> List[str]:
+        view = shard.scan()
+        found = sorted(view.inputs & view.outputs)
+        self._last = (shard, frozenset(found))
+        return found
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._tasks)
+        for shard in self._round.each_shard():
+            yield from self._shard_outputs(shard)
+
+    def __getitem__(self, task: str) -> Path:
+        shard, found = self._last
+        if shard is None or task not in found:
+            if self._index is None:
+                self._index = {t: s.index for s in self._round.each_shard() for t in self._shard_outputs(s)}
+            if task not in self._index:
+                raise KeyError(task)
+            shard = self._round.shard(self._index[task])
+        return Path(shard.file(task, names.OUT))
 
     def __len__(self) -> int:
-        return len(self._tasks)
+        return self._count
 
 
 @dataclass(frozen=True)
@@ -60,13 +75,11 @@ class Summary:
     wall_secs: float = 0.0
     stopped: bool = False  # the stop file appeared before the last round was done
 
-    def tally(self, round_dir: RoundDir, tasks: Set[str], view: RoundView) -> None:
-        """Add a round's results, as of ``view`` (its last poll)."""
+    def tally(self, number: int, done: int, failures: List[Tuple[str, str]]) -> None:
+        """Add round ``number``'s results: how many done, and (task, error) per failure."""
         self.rounds += 1
-        self.done += len(tasks & view.outputs)
-        for task in sorted((tasks & view.failed) - view.outputs):
-            error = round_dir.last_error(task, view.errors.get(task, []))
-            self.failed.append(Failure(round_dir.number, task, error))
+        self.done += done
+        self.failed += [Failure(number, task, error) for task, error in failures]
 
     def __str__(self) -> str:
         lines = [f"{self.done} tasks done, {len(self.failed)} failed, {self.duplicates} "

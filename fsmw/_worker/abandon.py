@@ -28,7 +28,7 @@ from typing import Mapping, Optional
 
 from .._core import layout as names
 from .._core.claims import Claim
-from .._core.rounddir import RoundDir
+from .._core.shard import Shard
 from .._core.system import lexists
 
 FENCED = "our claim was broken meanwhile"
@@ -36,7 +36,7 @@ PUBLISHED = "a result was already published"
 STOPPED = "the run was stopped (STOP)"
 
 
-def why_not_needed(round_dir: RoundDir, claim: Claim, stop_file: Optional[str]) -> Optional[str]:
+def why_not_needed(round_dir: Shard, claim: Claim, stop_file: Optional[str]) -> Optional[str]:
     """Why the result of ``claim``'s attempt is no longer needed, or None if it is.
 
     At most three ``stat`` calls: the claim (still ours?), ``<task>.out`` and,
@@ -54,7 +54,7 @@ def why_not_needed(round_dir: RoundDir, claim: Claim, stop_file: Optional[str]) 
     return None
 
 
-def abandon(round_dir: RoundDir, claim: Claim, why: str, facts: Mapping[str, object]) -> bool:
+def abandon(round_dir: Shard, claim: Claim, why: str, facts: Mapping[str, object]) -> bool:
     """End ``claim``'s attempt because of ``why`` (see the module docstring).
 
     Returns:

@@ -47,7 +47,7 @@ from .._core import layout as names
 from .._core.atomic import fsync_path, temp_path, unlink_quietly
 from .._core.claims import Claim
 from .._core.errors import FsmwError
-from .._core.rounddir import RoundDir
+from .._core.shard import Shard
 from .._core.system import O_READ, REAL_FS, Clock
 from .._options import Options
 from .._core.heartbeat import Heartbeat
@@ -87,7 +87,7 @@ def scratch_dir(options: Options) -> Iterator[Optional[Path]]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _copy_out(round_dir: RoundDir, source: str, local: str) -> None:
+def _copy_out(round_dir: Shard, source: str, local: str) -> None:
     """Copy a store file (read through the store's fs) to a local scratch file."""
     fs = round_dir.fs
     fd = fs.open(source, O_READ)
@@ -138,7 +138,7 @@ class Attempt:
         self._clock = clock
         self._stop_file = stop_file  # None unless on_stop == "interrupt"
 
-    def run(self, round_dir: RoundDir, claim: Claim) -> Outcome:
+    def run(self, round_dir: Shard, claim: Claim) -> Outcome:
         """Run ``claim``'s task; raises WorkerInterrupted after releasing the claim."""
         started = self._clock.now()
         out_tmp = temp_path(self._scratch or round_dir.path)
@@ -178,7 +178,7 @@ class Attempt:
                 unlink_quietly(local_in)
             claim.close()
 
-    def _publish(self, round_dir: RoundDir, claim: Claim, out_tmp: str) -> Outcome:
+    def _publish(self, round_dir: Shard, claim: Claim, out_tmp: str) -> Outcome:
         # No stat first: opening the output (to flush or copy it) or linking it
         # fails with ENOENT if process_file wrote nothing, or if the master closed
         # the round and swept its temps while we were late.
@@ -191,7 +191,7 @@ class Attempt:
             # belongs to someone else now; never publish on a lost claim.
             unlink_quietly(store_tmp, round_dir.fs)
             return self._discard(round_dir, claim, "our claim was broken meanwhile")
-        if round_dir.has(names.CLOSED):
+        if round_dir.round_closed():
             # Closed means closed: a claim won in the second before this worker
             # looked at CLOSED was in no listing the closing master fenced.
             unlink_quietly(store_tmp, round_dir.fs)
@@ -204,7 +204,7 @@ class Attempt:
             return Outcome.PUBLISHED
         return self._discard(round_dir, claim, "a result was already published")
 
-    def _flush(self, round_dir: RoundDir, out_tmp: str) -> str:
+    def _flush(self, round_dir: Shard, out_tmp: str) -> str:
         """The output as a complete temp file in the round directory."""
         if self._scratch is not None:
             with open(out_tmp, "rb") as f:
@@ -213,12 +213,12 @@ class Attempt:
             fsync_path(out_tmp, round_dir.fs)
         return out_tmp
 
-    def _output_gone(self, round_dir: RoundDir, claim: Claim, out_tmp: str) -> Outcome:
-        if round_dir.has(names.CLOSED):
+    def _output_gone(self, round_dir: Shard, claim: Claim, out_tmp: str) -> Outcome:
+        if round_dir.round_closed():
             return self._discard(round_dir, claim, "the round was closed")
         raise OutputMissing(f"process_file returned without writing output_path {out_tmp}")
 
-    def _discard(self, round_dir: RoundDir, claim: Claim, why: str) -> Outcome:
+    def _discard(self, round_dir: Shard, claim: Claim, why: str) -> Outcome:
         self._log.info("task %s: %s; our result is discarded", claim.task, why)
         round_dir.write_duplicate(claim.task, dict(self._facts, attempt=claim.gen, reason=why))
         return Outcome.DUPLICATE
@@ -234,7 +234,7 @@ class Attempt:
             raise FsmwError(f"cannot record the failed attempt {claim.name} ({failed}) nor give "
                             f"it back ({again}); exiting: its lease decides") from again
 
-    def _record_failure(self, round_dir: RoundDir, claim: Claim, exc: BaseException, body: str,
+    def _record_failure(self, round_dir: Shard, claim: Claim, exc: BaseException, body: str,
                         duration: float) -> None:
         error = f"{type(exc).__name__}: {exc}".replace("\n", " ")
         facts = dict(task=claim.task, attempt=claim.gen, **self._facts,

@@ -32,11 +32,12 @@ import sys
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .._core import layout as names
 from .._core.claims import Claim
 from .._core.heartbeat import Heartbeat
+from .._core.shard import LEGACY
 from .._options import Options
 
 _ALIVE: "weakref.WeakSet[Keeper]" = weakref.WeakSet()
@@ -100,8 +101,9 @@ class Keeper:
                 self._holding = False
                 self._send(b"d\n", None)
             return
-        round_number = names.round_number(claim.path.rsplit("/", 2)[-2])
-        line = f"h {round_number} {claim.gen} {claim.ino} {time.monotonic():.3f} {claim.task}\n".encode()
+        round_number, shard = _round_and_shard(claim.path)
+        since = time.monotonic()
+        line = f"h {round_number} {shard} {claim.gen} {claim.ino} {since:.3f} {claim.task}\n".encode()
         self._holding = True
         self._send(line, claim)
 
@@ -174,3 +176,11 @@ class Keeper:
         self._proc = None
         self._failed = True
 
+
+def _round_and_shard(claim_path: str) -> Tuple[int, int]:
+    """The round number and shard index a claim's path names (``LEGACY`` for a round before shards)."""
+    parts = claim_path.rsplit("/", 3)
+    shard = names.shard_index(parts[-2])
+    if shard is None:
+        return names.round_number(parts[-2]) or 0, LEGACY
+    return names.round_number(parts[-3]) or 0, shard

@@ -4,8 +4,9 @@ Run by the worker (see ``keeper``; by hand: ``python -m
 fsmw._worker.keeper_main CONFIG``, JSON of :class:`Config`'s fields), with a
 pipe on stdin that only the worker process writes to.  The worker writes one line per change:
 
-    h <round> <gen> <ino> <since> <task>   it holds <task>.claim.<gen> of round <round>,
-                                           linked to inode <ino>, since <since> (time.monotonic)
+    h <round> <shard> <gen> <ino> <since> <task>   it holds <task>.claim.<gen> of that round
+                                           and shard, linked to inode <ino>, since <since>
+                                           (time.monotonic)
     d                                      it holds no claim
 
 EOF on stdin means that the worker process has exited, however it ended.
@@ -58,7 +59,7 @@ from typing import Any, Dict, List, Optional
 
 from .._core import layout as names
 from .._core.claims import Claim, asked_again
-from .._core.rounddir import RoundDir
+from .._core.shard import Shard
 from .._core.store import Store
 from .._core.system import O_READ, REAL_FS
 from .abandon import abandon, why_not_needed
@@ -84,7 +85,7 @@ class Config:
 class Held:
     """The claim the worker holds, as the keeper knows it."""
 
-    def __init__(self, round_dir: RoundDir, task: str, gen: int, ino: int, since: float) -> None:
+    def __init__(self, round_dir: Shard, task: str, gen: int, ino: int, since: float) -> None:
         self.round_dir, self.task, self.gen, self.ino = round_dir, task, gen, ino
         self.since = since
         self.nudged: Optional[float] = None
@@ -164,8 +165,9 @@ class KeeperLoop:
     def _apply(self, line: bytes) -> None:
         self.held = None
         if line.startswith(b"h "):
-            _, number, gen, ino, since, task = line.decode("utf-8", "surrogateescape").split(" ", 5)
-            self.held = Held(self.store.round(int(number)), task, int(gen), int(ino), float(since))
+            _, number, shard, gen, ino, since, task = line.decode("utf-8", "surrogateescape").split(" ", 6)
+            self.held = Held(self.store.round(int(number)).shard(int(shard)), task, int(gen), int(ino),
+                             float(since))
 
     def _beat_safely(self) -> None:
         try:

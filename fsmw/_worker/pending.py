@@ -1,12 +1,13 @@
-"""A worker's pending tasks in its round: paced incremental listings, walked from random points.
+"""A worker's pending tasks in one shard: paced incremental listings, walked from random points.
 
 Protocol:
   * a listing is reused while it still yields tasks (up to ``reuse_secs``);
     a new one parses only the names that came or went (``RoundTracker``);
-  * listings are paced (``_core.pacing.Pace``): the next one starts ``pace``
-    times the last one's cost after it (a big directory on a network file
-    system costs the server work per entry; on a local one a listing costs
-    only this worker's time, and the pace is 0).  A pass that needs a
+  * listings are paced (``_core.pacing.Pace``, one for all of a worker's
+    listings): the next one starts ``pace`` times the last one's cost after
+    it (a big directory on a network file system costs the server work per
+    entry; on a local one a listing costs only this worker's time, and the
+    pace is 0).  A pass that needs a
     listing before it is due waits for it; it does not back off;
   * the sorted pending tasks are walked from a random point; a lost claim
     (another worker took the task) jumps to another random point, and
@@ -26,7 +27,7 @@ from typing import Deque, Optional
 
 from .._core.claims import Claim
 from .._core.pacing import Pace
-from .._core.rounddir import RoundDir
+from .._core.shard import Shard
 from .._core.system import Clock
 from .._core.view import RoundTracker, RoundView
 from .claimer import Claimer
@@ -35,19 +36,20 @@ MISSES_BEFORE_RELIST = 4
 
 
 class PendingTasks:
-    """The pending tasks of one round as this worker last listed them."""
+    """The pending tasks of one shard as this worker last listed them."""
 
-    def __init__(self, round_dir: RoundDir, clock: Clock, pace: float, reuse_secs: float,
+    def __init__(self, shard: Shard, clock: Clock, pace: Pace, reuse_secs: float,
                  max_attempts: int, wake: Optional[threading.Event] = None) -> None:
-        self._round = round_dir
+        self.shard = shard
         self._clock = clock
-        self._pace = Pace(pace, clock.now)
+        self._pace = pace
         self._reuse_secs = reuse_secs
         self._max_attempts = max_attempts
         self._wake = wake
         self._tracker = RoundTracker()
         self._queue: Deque[str] = deque()
         self._listed = False  # during this pass
+        self.listed_once = False
 
     @property
     def view(self) -> RoundView:
@@ -75,8 +77,9 @@ class PendingTasks:
 
     def relist(self) -> None:
         started = self._clock.now()
-        self._tracker.update(self._round.listing())
+        self._tracker.update(self.shard.listing())
         self._pace.measure(started)
+        self.listed_once = True
         view, limit = self.view, self._max_attempts
         queue = deque(sorted(t for t in view.pending() if view.error_count(t) < limit))
         queue.rotate(self._clock.rng.randrange(len(queue) or 1))

@@ -34,11 +34,12 @@ attempt is broken (and recorded) once.
 from __future__ import annotations
 
 import statistics
-from typing import Any, List, Mapping, Optional
+from typing import Any, Iterable, List, Mapping, Optional, Tuple
 
 from .._core import layout as names
 from .._core.claims import Claim, holder_gone
 from .._core.lease import LeaseJudge, Observation
+from .._core.shard import Shard
 from .._core.view import RoundView
 from .._options import Options
 from .claimer import Claimer
@@ -90,40 +91,53 @@ class Recovery:
             every = min(every, LOCK_GRACE_SECS)
         return every
 
-    def find(self, view: RoundView, claimer: Claimer) -> Optional[Claim]:
-        """Mark poisoned tasks failed; return a claim to work on (a takeover), or None."""
-        for task in claimer.round.mark_poisoned(view, self._options.max_attempts):
-            self._log.error("task %s failed %d times; marked failed", task, len(view.errors[task]))
-        return self._judge_claims(view, claimer)
+    def find(self, shards: Iterable[Tuple[RoundView, Claimer]], backups: bool
+             ) -> Optional[Tuple[Shard, Claim]]:
+        """Mark poisoned tasks failed and judge the running claims of each shard's listing;
+        return a claim to work on (a takeover) and its shard, or None.
 
-    def _judge_claims(self, view: RoundView, claimer: Claimer) -> Optional[Claim]:
+        Args:
+            backups: whether the round is near its end, so that straggler
+                backups may start (see :func:`backups_allowed`).
+        """
         seen: List[str] = []
-        backup_ok = self._backups_allowed(view)
+        result: Optional[Tuple[Shard, Claim]] = None
+        for view, claimer in shards:
+            for task in claimer.shard.mark_poisoned(view, self._options.max_attempts):
+                self._log.error("task %s failed %d times; marked failed", task, len(view.errors[task]))
+            found = self._judge_claims(view, claimer, backups, seen, result is not None)
+            if result is None and found is not None:
+                result = (claimer.shard, found)
+        self._judge.forget_except(seen)
+        return result
+
+    def _judge_claims(self, view: RoundView, claimer: Claimer, backup_ok: bool,
+                      seen: List[str], have_one: bool) -> Optional[Claim]:
+        """Judge one shard's running claims; a claim this worker won, unless ``have_one``
+        (every further stale claim is broken and given back)."""
         expected = self._times.expected_secs(unknown=self._options.lease_secs)
         result: Optional[Claim] = None
         for task, gen in view.running().items():
             # Only the newest live generation counts: an older one is the original
             # of a backup, and judging it could break the task twice.
-            name = names.file_name(task, names.CLAIM, gen)
-            seen.append(name)
-            path = claimer.round.join(name)
+            path = claimer.shard.file(task, names.CLAIM, gen)
+            seen.append(path)
             try:
-                obs = self._judge.observe(name, claimer.round.fs.stat(path))
+                obs = self._judge.observe(path, claimer.shard.fs.stat(path))
             except OSError:  # gone, or ESTALE/EIO: judged at a later pass
                 continue
             if self._stale(path, obs, claimer):
                 # Every stale claim is broken in this pass: the first one this worker
                 # runs, the others it gives back, so a dead process's claims are all
                 # free again together, not one task duration apart.
-                if result is None:
+                if result is None and not have_one:
                     result = self._break(task, gen, view.next_gen(task), obs.unchanged_secs, claimer)
                 else:
                     self._break_and_give_back(task, gen, view.next_gen(task), obs.unchanged_secs,
                                               claimer)
-            elif result is None and backup_ok and expected is not None \
+            elif result is None and not have_one and backup_ok and expected is not None \
                     and _live_attempts(view, task) == 1 and obs.seen_secs >= expected:
                 result = self._backup(task, view.next_gen(task), obs.seen_secs, expected, claimer)
-        self._judge.forget_except(seen)
         return result
 
     def _stale(self, path: str, obs: Observation, claimer: Claimer) -> bool:
@@ -131,21 +145,24 @@ class Recovery:
             return True
         if self._options.take_lockfile_existence_as_lock or obs.seen_secs < LOCK_GRACE_SECS:
             return False
-        return holder_gone(path, claimer.round.fs) is True
+        return holder_gone(path, claimer.shard.fs) is True
 
-    def _backups_allowed(self, view: RoundView) -> bool:
-        """Near the end of a sealed round: at most the threshold left, or nothing left to start."""
+    def backups_allowed(self, views: List[RoundView], total: int) -> bool:
+        """Near the end of a round: at most ``lockfile_timeout_threshold`` of its ``total``
+        tasks unfinished, or nothing left to start, in ``views`` (the caller's listings of
+        every shard of the sealed round that is not finished, after the last one it passed)."""
         threshold = self._options.lockfile_timeout_threshold
-        if not view.sealed or not view.inputs or threshold <= 0:
+        if threshold <= 0 or not any(view.inputs for view in views):
             return False
-        return view.remaining() <= threshold * len(view.inputs) or not view.pending()
+        remaining = sum(view.remaining() for view in views)
+        return remaining <= threshold * total or not any(view.pending() for view in views)
 
     def _break(self, task: str, gen: int, next_gen: int, idle: float,
                claimer: Claimer) -> Optional[Claim]:
         won = claimer.take_over(task, next_gen, "break")
         if won is None:
             return None
-        error, exhausted = claimer.round.break_claim(task, gen, idle, self._broken_by,
+        error, exhausted = claimer.shard.break_claim(task, gen, idle, self._broken_by,
                                                      self._options.max_attempts, won)
         self._log.warning("task %s: broke stale claim (%s)", task, error)
         if exhausted:

@@ -34,6 +34,7 @@ from typing import Any, Callable, Optional, Tuple, Union
 
 from .._core import layout as names
 from .._core.claims import Claim
+from .._core.shard import Shard
 from .._core.errors import FsmwError, StoreError
 from .._core.fsinfo import fsync_wanted, is_local
 from .._core.journal import Journal
@@ -45,11 +46,10 @@ from .._core.system import REAL_CLOCK, Clock, FileSystem, as_clock
 from .._options import Options, make_options
 from .allocation import Allocation
 from .attempt import Attempt, Outcome, scratch_dir, scratch_parent
-from .claimer import Claimer
 from .codes import EXITS, ExitCode, StepResult
 from .._core.heartbeat import Heartbeat
 from .keeper import Keeper
-from .pending import PendingTasks
+from .shards import RoundWork
 from .recovery import Recovery, TaskTimes
 from .stopping import StopSwitch, WorkerInterrupted
 
@@ -92,7 +92,7 @@ class Worker:
         self._times = TaskTimes(self.options.process_secs)
         self._recovery = Recovery(self.options, LeaseJudge(self._clock.now), self._times,
                                   self._facts, self.log)
-        self._round: Optional[Tuple[Claimer, PendingTasks]] = None
+        self._round: Optional[RoundWork] = None
         self._closed_round = 0
         self._next_judging = float("-inf")
         self._next_look = float("-inf")
@@ -195,33 +195,28 @@ class Worker:
                 return found
         claim = self._next_claim()
         if claim is not None:
-            return self._work(claim)
-        if self._pending.view.closed:
+            return self._work(*claim)
+        if self._work_in.closed:
             return self._follow_closed_round()
         return StepResult.IDLE
 
     def enter_round(self, number: int) -> None:
         """Work on round ``number`` from now on (the step finds rounds by itself)."""
-        if self._round is None or self._claimer.round.number != number:
+        if self._round is None or self._round.round.number != number:
             self.log.info("working on %s", names.round_name(number))
         self._leave_round()  # a token belongs to one round
         round_dir = self.store.round(number)
         if self._pace is None:
             self._pace = 0.0 if is_local(round_dir.path, self.store.fs) else LISTING_PACE
-        pending = PendingTasks(round_dir, self._clock, self._pace,
-                               min(LISTING_REUSE_SECS, self.options.lease_secs / 2),
-                               self.options.max_attempts, self._stop.event)
-        self._round = (Claimer(round_dir, self._facts, self._clock), pending)
+        self._round = RoundWork(round_dir, self._facts, self._clock, self._pace,
+                                min(LISTING_REUSE_SECS, self.options.lease_secs / 2),
+                                self.options.max_attempts, self._stop.event)
+        self._round.requeued()  # the REQUEUED it starts with
 
     @property
-    def _claimer(self) -> Claimer:
+    def _work_in(self) -> RoundWork:
         assert self._round is not None
-        return self._round[0]
-
-    @property
-    def _pending(self) -> PendingTasks:
-        assert self._round is not None
-        return self._round[1]
+        return self._round
 
     def _find_round(self) -> StepResult:
         """Enter the newest round after the last closed one (WORKED), or say why not."""
@@ -242,32 +237,36 @@ class Worker:
         self._next_look = now + LOOK_SECS
         if self.store.stopped():
             return StepResult.STOP
-        if self._round is not None and self._claimer.round.has(names.CLOSED):
-            return self._follow_closed_round()
+        if self._round is not None:
+            if self._round.round.has(names.CLOSED):
+                return self._follow_closed_round()
+            self._round.requeued()
         return None
 
     def _follow_closed_round(self) -> StepResult:
-        self._closed_round = self._claimer.round.number
+        self._closed_round = self._work_in.round.number
         self._leave_round()
         return self._find_round()
 
     def _leave_round(self) -> None:
         if self._round is not None:
-            self._claimer.close()
+            self._round.close()
             self._round = None
 
-    def _next_claim(self) -> Optional[Claim]:
+    def _next_claim(self) -> Optional[Tuple[Shard, Claim]]:
         """A takeover when judging is due and finds one, else the next pending task."""
-        view = self._pending.begin_pass()
+        work = self._work_in
+        work.begin_pass()
         if self._clock.now() >= self._next_judging:
             self._next_judging = self._clock.now() + self._recovery.every_secs()
-            taken = self._recovery.find(view, self._claimer)
+            shards = list(work.to_judge())
+            backups = work.is_last() and self._recovery.backups_allowed([v for _, v in shards], work.total)
+            taken = self._recovery.find(((view, work.claimer(shard)) for shard, view in shards), backups)
             if taken is not None:
                 return taken
-        return self._pending.next_claim(self._claimer)
+        return work.next_claim()
 
-    def _work(self, claim: Claim) -> StepResult:
-        round_dir = self._claimer.round
+    def _work(self, round_dir: Shard, claim: Claim) -> StepResult:
         started, claimed = self._clock.now(), self._clock.time()
         ended = "failed"  # unless run() returns: SystemExit in process_file ends the worker
         try:

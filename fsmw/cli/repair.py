@@ -32,7 +32,9 @@ from .._core.claims import try_claim
 from .._core.lease import LeaseJudge
 from .._core.owner import owner_facts
 from .._core.records import format_record
-from .._core.rounddir import RoundDir
+from .._core.shard import LEGACY, Shard
+from .._core.view import scan_names
+from .roundfiles import RoundFiles
 from .._core.errors import StoreError
 from .._core.store import Store
 from .._core.atomic import unlink_quietly
@@ -66,15 +68,18 @@ def requeue_command(args: argparse.Namespace, clock: Clock = REAL_CLOCK) -> int:
         print(f"no open round in {store.root}: nothing a running master still waits for")
         return 0
     if args.failed:
-        count = sum(_requeue_failed(store.round(number), args.dry_run) for number in rounds)
+        count = sum(_requeue_failed(RoundFiles(store.round(number)), args.dry_run) for number in rounds)
     else:
         count = requeue_stale(store, rounds, args.lease, args.dry_run, clock)
+    if count and not args.dry_run:
+        for number in rounds:  # workers look at every shard again, finished ones included
+            store.round(number).write_marker(names.REQUEUED, f"requeued: {count} task(s)\n")
     verb = "would requeue" if args.dry_run else "requeued"
     print(f"{verb} {count} task(s)")
     return 0
 
 
-def _requeue_failed(round_dir: RoundDir, dry_run: bool) -> int:
+def _requeue_failed(round_dir: RoundFiles, dry_run: bool) -> int:
     view = round_dir.scan()
     tasks = sorted(view.failed - view.outputs)
     for task in tasks:
@@ -83,15 +88,16 @@ def _requeue_failed(round_dir: RoundDir, dry_run: bool) -> int:
             continue
         # Error records and the used claims are set aside together, so the
         # task starts again from generation 1 with a clean attempt count.
+        shard = round_dir.shard(task)
         for gen in view.errors.get(task, []):
-            round_dir.set_aside(task, names.ERR, gen)
+            shard.set_aside(task, names.ERR, gen)
         for gen in view.claims.get(task, []):
-            round_dir.set_aside(task, names.CLAIM, gen)
+            shard.set_aside(task, names.CLAIM, gen)
         round_dir.unlink(names.file_name(task, names.FAILED))
     return len(tasks)
 
 
-Watched = Dict[str, Tuple[RoundDir, Running, int]]
+Watched = Dict[str, Tuple[Shard, Running, int]]
 
 
 def requeue_stale(store: Store, rounds: List[int], lease: float, dry_run: bool, clock: Clock) -> int:
@@ -120,14 +126,16 @@ def _running_claims(store: Store, rounds: List[int]) -> Watched:
     watched: Watched = {}
     for number in rounds:
         state = round_state(store, number, now)
+        files = RoundFiles(store.round(number))
+        files.scan()
         for run in state.running:
-            round_dir = store.round(number)
-            path = round_dir.file(run.task, names.CLAIM, run.attempt)
-            watched[path] = (round_dir, run, state.view.next_gen(run.task))
+            shard = files.shard(run.task)
+            path = shard.file(run.task, names.CLAIM, run.attempt)
+            watched[path] = (shard, run, state.view.next_gen(run.task))
     return watched
 
 
-def _observe(judge: LeaseJudge, path: str, round_dir: RoundDir) -> Optional[float]:
+def _observe(judge: LeaseJudge, path: str, round_dir: Shard) -> Optional[float]:
     """Seconds the claim's heartbeat has stood still for the judge; None if it is gone."""
     try:
         st = round_dir.fs.stat(path)
@@ -136,7 +144,7 @@ def _observe(judge: LeaseJudge, path: str, round_dir: RoundDir) -> Optional[floa
     return judge.observe(path, st).unchanged_secs
 
 
-def _break(round_dir: RoundDir, run: Running, next_gen: int, silent: float) -> bool:
+def _break(round_dir: Shard, run: Running, next_gen: int, silent: float) -> bool:
     facts = owner_facts("fsmw requeue", None, os.environ, round_dir.fs)
     won = try_claim(round_dir.file(run.task, names.CLAIM, next_gen), run.task, next_gen,
                     format_record(dict(task=run.task, attempt=next_gen, **facts)), fs=round_dir.fs)
@@ -156,13 +164,17 @@ def clean_command(args: argparse.Namespace) -> int:
     doomed: List[str] = _old_entries(store.fs, store.path, store.root_names(), now, args.age)
     for number in store.rounds():
         round_dir = store.round(number)
-        entries = round_dir.listing()
-        doomed += _old_entries(store.fs, round_dir.join, entries, now, args.age)
-        if names.CLOSED in entries:  # a dead worker's token stays until its round is closed
-            doomed += _old_entries(store.fs, round_dir.join, entries, now, args.age, _is_token)
-            view = round_dir.scan()
-            doomed += [round_dir.file(t, names.CLAIM, g)
-                       for t, gens in view.claims.items() if view.finished(t) for g in gens]
+        closed = round_dir.has(names.CLOSED)
+        for shard in round_dir.each_shard():
+            entries = shard.listing()
+            doomed += _old_entries(store.fs, shard.join, entries, now, args.age)
+            if closed:  # a dead worker's token stays until its round is closed
+                doomed += _old_entries(store.fs, shard.join, entries, now, args.age, _is_token)
+                view = scan_names(entries)
+                doomed += [shard.file(t, names.CLAIM, g)
+                           for t, gens in view.claims.items() if view.finished(t) for g in gens]
+        if round_dir.shards() != [LEGACY]:  # (a round before shards: its temps are listed above)
+            doomed += _old_entries(store.fs, round_dir.join, round_dir.listing(), now, args.age)
     for path in doomed:
         print(("would remove " if args.dry_run else "removed ") + path)
         if not args.dry_run:

@@ -29,9 +29,9 @@ from .._core.atomic import write_replace
 from .._core.errors import FsmwError, StoreError
 from .._core.journal import read_journals
 from .._core.records import parse_record
-from .._core.rounddir import RoundDir
 from .._core.store import Store
-from .._core.view import RoundView, scan_names
+from .._core.view import RoundView
+from .roundfiles import RoundFiles
 from .report_html import JOURNALED, Bar, RoundData, Row, render
 
 KINDS = ("claim", "break", "backup")
@@ -64,16 +64,16 @@ def report_command(args: argparse.Namespace) -> int:
 
 def read_round(store: Store, number: int) -> RoundData:
     """The listing, journaled attempts, running claims and lost attempts of one round."""
-    round_dir = store.round(number)
+    round_dir = RoundFiles(store.round(number))
     try:
         entries = round_dir.listing()
+        view = round_dir.scan(entries)
     except StoreError as exc:
         return RoundData(number, RoundView(), [], note=str(exc))
-    view = scan_names(entries)
     bars: List[Bar] = []
     for name in filter(names.is_journal, entries):
         try:  # one journal at a time: a damaged file costs no other worker's lines
-            lines = read_journals(round_dir, [name])
+            lines = read_journals(round_dir.round, [name])
             bars += filter(None, (_bar(line, number) for line in lines))
         except RecursionError:  # json.loads of a deeply nested garbage line
             continue
@@ -101,7 +101,7 @@ def _sane(when: float) -> bool:
     return SANE_TIMES[0] < when < SANE_TIMES[1]
 
 
-def _record(round_dir: RoundDir, name: str) -> Tuple[Dict[str, str], float, Optional[float]]:
+def _record(round_dir: RoundFiles, name: str) -> Tuple[Dict[str, str], float, Optional[float]]:
     """A record's facts, mtime and ``started`` time; ({}, 0, None) if unreadable."""
     try:
         mtime = round_dir.fs.stat(round_dir.join(name)).st_mtime
@@ -122,7 +122,7 @@ def _owner(facts: Dict[str, str]) -> Row:
     return (facts.get("host", "?"), facts.get("worker_id", "?"), facts.get("pid", "?"))
 
 
-def _running(round_dir: RoundDir, number: int, view: RoundView, seen: Set[Tuple[str, int]]) -> List[Bar]:
+def _running(round_dir: RoundFiles, number: int, view: RoundView, seen: Set[Tuple[str, int]]) -> List[Bar]:
     """Claims of unfinished tasks with no journal line yet, up to their last heartbeat."""
     bars = []
     for task, gen in view.running().items():
@@ -135,7 +135,7 @@ def _running(round_dir: RoundDir, number: int, view: RoundView, seen: Set[Tuple[
     return bars
 
 
-def _lost(round_dir: RoundDir, bars: List[Bar]) -> List[Bar]:
+def _lost(round_dir: RoundFiles, bars: List[Bar]) -> List[Bar]:
     """The attempts whose claims takeovers broke, on their dead holders' rows."""
     lost = []
     for bar in [b for b in bars if b.kind == "break"][:MAX_LOST_READS]:

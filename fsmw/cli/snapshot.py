@@ -19,7 +19,8 @@ from .._core.records import error_line, parse_record
 from .._core.rounddir import RoundDir
 from .._core.store import Store
 from .._core.system import REAL_CLOCK
-from .._core.view import RoundView, scan_names
+from .._core.view import RoundView
+from .roundfiles import RoundFiles
 
 
 def store_now(store: Store) -> Tuple[float, bool]:
@@ -62,9 +63,9 @@ class RoundState:
 
 
 def round_state(store: Store, number: int, now: float) -> RoundState:
-    round_dir = store.round(number)
+    round_dir = RoundFiles(store.round(number))
     entries = round_dir.listing()
-    view = scan_names(entries)
+    view = round_dir.scan(entries)
     running = [_running(round_dir, task, gen, now) for task, gen in sorted(view.running().items())]
     failed = {t: error_line(round_dir.read(names.file_name(t, names.FAILED)))
               for t in sorted(view.failed - view.outputs)}
@@ -72,11 +73,11 @@ def round_state(store: Store, number: int, now: float) -> RoundState:
     state = RoundState(number, len(view.inputs), 0, running, done, failed, view.duplicates,
                        view.sealed, view.closed, view=view)
     state.pending = max(0, state.tasks - done - len(failed) - len(running))
-    _rate(state, round_dir, entries)
+    _rate(state, round_dir.round, entries)
     return state
 
 
-def _running(round_dir: RoundDir, task: str, gen: int, now: float) -> Running:
+def _running(round_dir: RoundFiles, task: str, gen: int, now: float) -> Running:
     name = names.file_name(task, names.CLAIM, gen)
     try:
         age: Optional[float] = max(0.0, now - round_dir.fs.stat(round_dir.join(name)).st_mtime)

@@ -14,7 +14,7 @@ import pytest
 import fsmw
 from fsmw._core.system import FileSystem
 from fsmw import RoundMismatch
-from fsmw._master.resume import SHOWN
+from fsmw._master.sinks import SHOWN
 from support.clock import FakeClock
 from support.stores import Squarer, make_round, round_dir
 

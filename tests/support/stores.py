@@ -24,14 +24,20 @@ def round_dir(store: PathLike, number: int = 1) -> Path:
     return Path(store, f"round-{number:06d}")
 
 
+def tasks_dir(store: PathLike, number: int = 1, shard: int = 0) -> Path:
+    """The directory of shard ``shard`` of round ``number`` (a round of up to ``shard_size``
+    tasks has all of them in shard 0)."""
+    return Path(store, f"round-{number:06d}", f"shard-{shard:06d}")
+
+
 def names(directory: PathLike, pattern: str = "*") -> List[str]:
     """The sorted names in ``directory`` matching ``pattern``."""
     return sorted(p.name for p in Path(directory).glob(pattern))
 
 
 def listing(store: fsmw.Store, number: int = 1) -> List[str]:
-    """The round's files, without the attempt journals and the workers' claim tokens."""
-    return sorted(n for n in os.listdir(store.round_dir(number))
+    """The files of the round's first shard, without the workers' claim tokens."""
+    return sorted(n for n in os.listdir(tasks_dir(store.root, number))
                   if not n.startswith((".journal.", ".worker.")))
 
 
@@ -53,7 +59,7 @@ def make_round(root: PathLike, tasks: Union[Mapping[str, object], Iterable[str]]
     """
     store = fsmw.Store(root)
     inputs = dict(tasks) if isinstance(tasks, Mapping) else {name: "x" for name in tasks}
-    store.round_dir(number).mkdir(parents=True)
+    tasks_dir(root, number).mkdir(parents=True)
     for name, value in inputs.items():
         write_replace(store.task_file(number, name, "in"), f"{value}".encode())
     for name in outputs:

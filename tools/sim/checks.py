@@ -108,7 +108,7 @@ class Checker:
         where = self._short(dir_path, task + ".out")
         if count > 1:
             self.fail("published-twice", f"{proc.name} published {where} a second time")
-        if self.world.server.resolve(f"{dir_path}/{layout.CLOSED}") is not None:
+        if self.world.server.resolve(f"{_round_of(dir_path)}/{layout.CLOSED}") is not None:
             story = self._claim_story(proc, dir_path, task)
             self.fail("closed-round", f"{proc.name} published {where} in a closed round ({story}; "
                       f"closed means closed: a late result must become .dup)")
@@ -140,7 +140,7 @@ class Checker:
 
     def _claim_story(self, proc: Any, dir_path: str, task: str) -> str:
         """When the publisher won its claim on ``task``, relative to CLOSED."""
-        closed_at = self._named_at.get((dir_path, layout.CLOSED), 0.0)
+        closed_at = self._named_at.get((_round_of(dir_path), layout.CLOSED), 0.0)
         parent = self.world.server.resolve(dir_path)
         for name, ino in (parent.entries or {}).items() if parent is not None else ():
             inode = self.world.server.inodes.get(ino)
@@ -157,7 +157,7 @@ class Checker:
         self.stats["fenced"] += 1
         holder = holder_inode.creator
         server = self.world.server
-        closed = server.resolve(f"{dir_path}/{layout.CLOSED}") is not None
+        closed = server.resolve(f"{_round_of(dir_path)}/{layout.CLOSED}") is not None
         if holder is None or holder.crashed or closed:
             self.stats["fenced_dead"] += 1
             return
@@ -193,10 +193,11 @@ class Checker:
         rounds = summary.rounds if summary is not None else 1  # died after STOP: its last round
         for number in range(last - rounds + 1, last + 1):  # the rounds the last master ran
             round_path = f"{world.root}/{layout.round_name(number)}"
-            inputs = [n[:-3] for n in world.names(round_path) if n.endswith(".in")]
+            shards = [f"{round_path}/{n}" for n in world.names(round_path) if layout.shard_index(n) is not None]
+            inputs = [(shard, n[:-3]) for shard in shards for n in world.names(shard) if n.endswith(".in")]
             total += len(inputs)
-            for task in inputs:
-                if not any(world.exists(f"{round_path}/{task}.{kind}") for kind in ("out", "failed")):
+            for shard, task in inputs:
+                if not any(world.exists(f"{shard}/{task}.{kind}") for kind in ("out", "failed")):
                     self.fail("not-ended", f"task {task} of round {number} is neither done nor failed "
                               f"at the end")
                     return
@@ -205,3 +206,9 @@ class Checker:
 
     def _short(self, dir_path: str, name: str) -> str:
         return self.world.short(f"{dir_path}/{name}")
+
+
+def _round_of(dir_path: str) -> str:
+    """The round directory of a task's directory (its shard's parent)."""
+    parent, _, name = dir_path.rpartition("/")
+    return parent if layout.shard_index(name) is not None else dir_path

@@ -229,6 +229,23 @@ class ProcFS(Client):
         self._saw(path, inode, dir_path)
         self._log("mkdir", path)
 
+    def rmdir(self, path: Any) -> None:
+        path = str(path)
+        self._call("rmdir", path, "w")
+        parent, dir_path, name = self.server.parent(path)
+        ino = parent.entries.get(name)  # type: ignore[union-attr]
+        if ino is None:
+            raise _err(errno.ENOENT, path)
+        inode = self.server.inodes[ino]
+        if inode.entries is None:
+            raise _err(errno.ENOTDIR, path)
+        if inode.entries:
+            raise _err(errno.ENOTEMPTY, path)
+        del parent.entries[name]  # type: ignore[union-attr]
+        self.server.changed(parent, True)
+        self._saw(path, None, dir_path)
+        self._log("rmdir", path)
+
     def utime(self, target: Any, times: Any = None, **kwargs: Any) -> None:
         if isinstance(target, int):
             self._call("utime", target, "w")

@@ -34,6 +34,7 @@ from .procfs import ProcFS
 
 ROOT = "/sim/store"
 LEASE = 4.0
+SHARD_SIZE = 2  # rounds of 1-6 tasks: one to three shards
 TIME_BOUND = 400.0
 POINT_BOUND = 60_000
 
@@ -69,7 +70,7 @@ class World:
     # -- the processes ------------------------------------------------------------------
     def _options(self) -> Dict[str, Any]:
         return dict(lease_secs=LEASE, master_idle_sleep_secs=1.0, worker_idle_sleep_secs=1.0,
-                    worker_max_idle_secs=30.0, progress=False)
+                    worker_max_idle_secs=30.0, progress=False, shard_size=SHARD_SIZE)
 
     def _setup(self, proc: Proc) -> Dict[str, Any]:
         proc.rng = proc_rng(self.kernel)  # type: ignore[attr-defined]
@@ -184,8 +185,8 @@ class guarded:
     """
 
     METHODS = ("open", "close", "read", "write", "pwrite", "fsync", "fstat", "stat", "lstat", "link",
-               "unlink", "rename", "listdir", "mkdir", "utime", "access", "pathconf", "lockf", "syncfs",
-               "realpath", "mountinfo", "pid_alive", "random_hex")
+               "unlink", "rename", "listdir", "mkdir", "rmdir", "utime", "access", "pathconf", "lockf",
+               "syncfs", "realpath", "mountinfo", "pid_alive", "random_hex")
 
     def __enter__(self) -> List[str]:
         real, self.escapes = system.REAL_FS, []

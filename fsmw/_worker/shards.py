@@ -1,0 +1,181 @@
+"""A worker's way through the shards of its round: which one it works in, and which are finished.
+
+Protocol (see ``_core.rounddir`` for the layout):
+  * the worker lists the round's own directory (its shards, ``SEALED``,
+    ``CLOSED``) when it enters the round and again, paced, when it has no
+    shard left to look at;
+  * it works in one shard at a time (``pending``: one listing of that shard,
+    reused while it yields tasks), starting with the lowest one it has not
+    seen finished; when a shard has nothing left to start it moves on to
+    the next such shard, and after the last one it wraps around to the
+    lowest, so tasks given back or failed in a shard it passed are found
+    again; a pass that comes back to where it started claims nothing;
+  * a shard is *finished* once it is full (a later shard exists, or the
+    round is sealed) and each of its inputs has an output or a failure
+    mark; it is never listed again, unless ``REQUEUED`` changes (``fsmw
+    requeue``), which makes every shard unfinished again;
+  * judging (``recovery``) looks at the shards up to the current one that
+    are not finished, one listing each: shards after it hold no claims of
+    workers that are not also past this one;
+  * the worker has one claim token per shard it claimed in, and closes the
+    tokens of other shards when it moves (no task of its runs then).
+
+Property: a worker holds one shard's listing and a set of finished shard
+numbers, never a name per task of the round, and finds a pending task with
+one listing of the round and one of a shard.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Dict, Iterator, List, Mapping, Optional, Set, Tuple
+
+from .._core import layout as names
+from .._core.claims import Claim
+from .._core.pacing import Pace
+from .._core.records import parse_record
+from .._core.rounddir import RoundDir
+from .._core.shard import Shard
+from .._core.system import Clock
+from .._core.view import RoundView
+from .claimer import Claimer
+from .pending import PendingTasks
+
+
+class RoundWork:
+    """One worker's state in one round."""
+
+    def __init__(self, round_dir: RoundDir, facts: Mapping[str, object], clock: Clock, pace: float,
+                 reuse_secs: float, max_attempts: int, wake: Optional[threading.Event] = None) -> None:
+        self.round = round_dir
+        self._facts, self._clock, self._wake = facts, clock, wake
+        self._pace = Pace(pace, clock.now)
+        self._reuse_secs, self._max_attempts = reuse_secs, max_attempts
+        self.sealed = self.closed = False
+        self.total = 0  # tasks in the round, from SEALED (0 until it is read)
+        self._known: List[int] = []
+        self._finished: Set[int] = set()
+        self._claimers: Dict[int, Claimer] = {}
+        self._current: Optional[PendingTasks] = None
+        self._requeued: Optional[Tuple[int, int]] = None
+        self._round_listed = False  # during this pass
+
+    # -- the round's own directory ------------------------------------------------
+    def list_round(self) -> None:
+        entries = self.round.listing()
+        self._known = self.round.shards(entries)
+        self.closed = names.CLOSED in entries
+        if names.SEALED in entries and not self.sealed:
+            self.sealed = True
+            count = parse_record(self.round.read(names.SEALED)).get("tasks", "")
+            self.total = int(count) if count.isdigit() else 0
+
+    def requeued(self) -> bool:
+        """One ``lstat`` of ``REQUEUED``: True if it changed since the last look (every shard
+        is then unfinished again)."""
+        try:
+            st = self.round.fs.lstat(self.round.join(names.REQUEUED))
+            seen: Optional[Tuple[int, int]] = (st.st_ino, st.st_mtime_ns)
+        except FileNotFoundError:
+            seen = None
+        changed = seen != self._requeued
+        self._requeued = seen
+        if changed:
+            self._finished.clear()
+        return changed
+
+    # -- claiming -----------------------------------------------------------------
+    @property
+    def current(self) -> Optional[PendingTasks]:
+        return self._current
+
+    def claimer(self, shard: Shard) -> Claimer:
+        found = self._claimers.get(shard.index)
+        if found is None:
+            found = self._claimers[shard.index] = Claimer(shard, self._facts, self._clock)
+        return found
+
+    def begin_pass(self) -> None:
+        """Start a worker's pass: enter the first unfinished shard, or list the current one again."""
+        self._round_listed = False
+        if self._current is None:
+            self.list_round()
+            self._round_listed = True
+            first = self._next_shard(None)
+            if first is None:
+                return
+            self._enter(first)
+        assert self._current is not None
+        self._current.begin_pass()
+
+    def next_claim(self) -> Optional[Tuple[Shard, Claim]]:
+        """Win a pending task: in the current shard, else in the next unfinished one."""
+        tried: Set[int] = set()
+        while self._current is not None:
+            pending = self._current
+            won = pending.next_claim(self.claimer(pending.shard))
+            if won is not None:
+                return pending.shard, won
+            tried.add(pending.shard.index)
+            self._note_finished(pending)
+            following = self._next_shard(pending.shard.index)
+            if following is None or following in tried:
+                return None
+            self._enter(following)
+        return None
+
+    def _next_shard(self, after: Optional[int]) -> Optional[int]:
+        """The unfinished shard after ``after`` (listing the round again, once a pass, when
+        there is none), else the lowest unfinished one; None if every shard is finished."""
+        ahead = self._open_after(after)
+        if ahead is None and not self._round_listed and self._pace.due():
+            self.list_round()
+            self._round_listed = True
+            ahead = self._open_after(after)
+        return ahead if ahead is not None else self._open_after(None)
+
+    def _open_after(self, after: Optional[int]) -> Optional[int]:
+        for index in self._known:
+            if (after is None or index > after) and index not in self._finished:
+                return index
+        return None
+
+    def _enter(self, index: int) -> None:
+        for other in [i for i in self._claimers if i != index]:
+            self._claimers.pop(other).close()  # no task of ours runs between passes
+        self._current = PendingTasks(self.round.shard(index), self._clock, self._pace, self._reuse_secs,
+                                     self._max_attempts, self._wake)
+
+    def _note_finished(self, pending: PendingTasks) -> None:
+        index = pending.shard.index
+        full = self.sealed or (bool(self._known) and index != self._known[-1])
+        view = pending.view
+        if full and pending.listed_once and view.inputs and view.remaining() == 0:
+            self._finished.add(index)
+
+    # -- judging ------------------------------------------------------------------
+    def to_judge(self) -> Iterator[Tuple[Shard, RoundView]]:
+        """Each unfinished shard up to the current one, with a fresh listing of it."""
+        if self._current is None:
+            return
+        upto = self._current.shard.index
+        for index in self._known:
+            if index > upto or index in self._finished:
+                continue
+            if index == upto:
+                yield self._current.shard, self._current.view
+            else:
+                shard = self.round.shard(index)
+                yield shard, shard.scan()
+
+    def is_last(self) -> bool:
+        """Is the current shard the last one of a sealed round (nothing after it to start)?"""
+        return self.sealed and self._current is not None and bool(self._known) \
+            and self._current.shard.index == self._known[-1]
+
+    def close(self) -> None:
+        """Leave the round: the tokens' names go, their claims stay."""
+        for claimer in self._claimers.values():
+            claimer.close()
+        self._claimers = {}
+        self._current = None
