@@ -30,6 +30,8 @@ from .atomic import read_small, unlink_quietly, write_replace
 from .shard import LEGACY, Shard, listdir
 from .system import FileSystem, lexists
 
+_IN = "." + names.IN
+
 
 class RoundDir:
     """The directory of round ``number`` at ``path``, reached through ``fs``."""
@@ -73,13 +75,13 @@ class RoundDir:
     def shards(self, entries: "List[str] | None" = None) -> List[int]:
         """The indices of the round's shards, ascending, from ``entries`` (default: a listing).
 
-        A round written before shards (task files in the round's own
-        directory) has one shard, :data:`LEGACY`.
+        A round written before shards (inputs in the round's own directory)
+        has one shard, :data:`LEGACY`.
         """
         if entries is None:
             entries = self.listing()
         found = sorted(i for i in map(names.shard_index, entries) if i is not None)
-        if not found and any(names.parse(name) is not None for name in entries):
+        if not found and any(name.endswith(_IN) and names.parse(name) is not None for name in entries):
             return [LEGACY]
         return found
 

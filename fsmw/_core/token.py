@@ -76,7 +76,9 @@ class Token:
 
     def claim(self, path: PathLike, task: str, gen: int) -> Optional[Claim]:
         """Try to win claim ``path``; None if another process has this generation."""
-        if self.links >= self.MAX_LINKS:
+        if self.fd < 0:  # a rotation failed (ENOSPC...): a new token now
+            self._open()
+        elif self.links >= self.MAX_LINKS:
             self.rotate()
         self._write(self.fd, task, gen)
         try:

@@ -34,7 +34,8 @@ attempt is broken (and recorded) once.
 from __future__ import annotations
 
 import statistics
-from typing import Any, Iterable, List, Mapping, Optional, Tuple
+from collections import deque
+from typing import Any, Deque, Iterable, List, Mapping, Optional, Tuple
 
 from .._core import layout as names
 from .._core.claims import Claim, holder_gone
@@ -45,6 +46,7 @@ from .._options import Options
 from .claimer import Claimer
 
 LOCK_GRACE_SECS = 1.0
+RECENT = 101  # task times a worker keeps: "typical" is the median of the last ones
 
 
 class TaskTimes:
@@ -52,7 +54,7 @@ class TaskTimes:
 
     def __init__(self, process_secs: Optional[float]) -> None:
         self._given = process_secs
-        self.durations: List[float] = []
+        self.durations: Deque[float] = deque(maxlen=RECENT)  # bounded: a worker may run millions
 
     def add(self, secs: float) -> None:
         self.durations.append(secs)
@@ -61,7 +63,7 @@ class TaskTimes:
         """How long a task takes: ``process_secs``, or the median seen, or None."""
         if self._given is not None:
             return self._given
-        return statistics.median(self.durations[-101:]) if self.durations else None
+        return statistics.median(self.durations) if self.durations else None
 
     def expected_secs(self, unknown: Optional[float] = None) -> Optional[float]:
         """How long a task may run before a backup is due: ``process_secs``, else 3x the
@@ -69,7 +71,7 @@ class TaskTimes:
         if self._given is not None:
             return self._given
         if self.durations:
-            return 3.0 * statistics.median(self.durations[-101:])
+            return 3.0 * statistics.median(self.durations)
         return unknown
 
 

@@ -193,7 +193,8 @@ class Checker:
         rounds = summary.rounds if summary is not None else 1  # died after STOP: its last round
         for number in range(last - rounds + 1, last + 1):  # the rounds the last master ran
             round_path = f"{world.root}/{layout.round_name(number)}"
-            shards = [f"{round_path}/{n}" for n in world.names(round_path) if layout.shard_index(n) is not None]
+            shards = [f"{round_path}/{n}" for n in world.names(round_path)
+                      if layout.shard_index(n) is not None]
             inputs = [(shard, n[:-3]) for shard in shards for n in world.names(shard) if n.endswith(".in")]
             total += len(inputs)
             for shard, task in inputs:
