@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from support.procs import executions, fast_options, faketime_env, wait_for
-from support.stores import names, round_dir
+from support.procs import anywhere, executions, fast_options, faketime_env, wait_for
+from support.stores import names, tasks_dir
 
 LEASE = 4.0
 MARGIN = 6.0  # a noisy 2-core machine running five FUSE daemons
@@ -35,8 +35,10 @@ def check_exactly_once(result, store, tasks):
     report = result["report"]["1"]
     assert sorted(report["outputs"]) == report["tasks"] == [f"t{i:04d}" for i in range(tasks)]
     assert all(o["ok"] for o in report["outputs"].values()), "an output is wrong or torn"
-    outs = names(round_dir(store), "*.out")
-    assert len(outs) == tasks
+    # One output per task, each in a shard (round-000001/shard-NNNNNN/), none in the round's own directory.
+    outs = anywhere(store, "*.out")
+    assert sorted(n.rpartition("/")[2] for n in outs) == [f"t{i:04d}.out" for i in range(tasks)]
+    assert all(n.startswith("shard-") for n in outs), outs
 
 
 def stats(result, markers, tasks):
@@ -120,8 +122,8 @@ def test_a_nodes_client_dies_and_its_task_is_recovered(lab, procs, nodes, store_
     check_exactly_once(result, s["n2"], 1)
     assert result["report"]["1"]["outputs"]["t0000"]["pid"] == rescuer.pid
     assert recovery < LEASE + MARGIN
-    assert any("lease expired" in (round_dir(s["n2"]) / n).read_text()
-               for n in names(round_dir(s["n2"]), "t0000.err.*"))
+    assert any("lease expired" in (tasks_dir(s["n2"]) / n).read_text()
+               for n in names(tasks_dir(s["n2"]), "t0000.err.*"))
     doomed.signal(signal.SIGKILL)
     record("FUSE client of a node killed", secs=recovery, recoveries=1, tasks=1)
 
@@ -144,12 +146,12 @@ def test_partitioned_worker_is_fenced_and_its_late_result_discarded(lab, procs, 
     started = time.monotonic()
     lab.partition(nodes["n1"])
     winner = procs.on(nodes["n2"]).worker(s["n2"], 2, OPTIONS, markers=str(markers), wait=round2)
-    out = round_dir(s["n2"]) / f"{first}.out"
+    out = tasks_dir(s["n2"]) / f"{first}.out"
     wait_for(out.exists, LEASE + 30, f"n2 to break the claim and redo {first}")
     recovered = time.monotonic() - started
     lab.heal(nodes["n1"])
     release.touch()  # the cut-off worker finishes its task late
-    wait_for(lambda: names(round_dir(s["n2"]), f"{first}.dup.*"), 60,
+    wait_for(lambda: names(tasks_dir(s["n2"]), f"{first}.dup.*"), 60,
              "the late result to be discarded as a duplicate")
     hold.touch()
     result = master.result(timeout=90)
@@ -186,7 +188,7 @@ def skew_scenario(procs, nodes, s, tmp_path, node, env=None):
     result = master.result(timeout=120)
     live, dead = by_pid[skewed[0].pid], by_pid[victim.pid]
     assert len(executions(markers, live)) == 1, "a live claim of a skewed worker was broken"
-    assert not names(round_dir(s["n1"]), f"{live}.err.*")
+    assert not names(tasks_dir(s["n1"]), f"{live}.err.*")
     redo = executions(markers, dead)
     assert len(redo) == 2 and redo[1]["pid"] == watcher.pid
     recovery = redo[1]["mono"] - killed
@@ -250,7 +252,7 @@ def test_straggler_backups_and_the_master_wait_end_on_skewed_nodes(procs, nodes,
     assert helper.pid in {o["pid"] for o in outputs}
     for w in stragglers:
         assert w.wait(60) == 0, w.tail()
-    dups = wait_for(lambda: len(names(round_dir(s["n1"]), "*.dup.*")) >= 2, 30,
+    dups = wait_for(lambda: len(names(tasks_dir(s["n1"]), "*.dup.*")) >= 2, 30,
                     "the stragglers' slow attempts to be discarded")
     record("straggler backups with skewed master and workers", secs=secs, tasks=2,
            backups=2, duplicates=2 if dups else 0)

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import LAB_DIR, skip_or_fail
 from support.procs import wait_for
-from support.stores import round_dir
+from support.stores import tasks_dir
 from tools.lab.slurm import Slurm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +75,7 @@ def test_workers_record_their_slurm_job_id_in_claims(slurm, tmp_path):
               f"--wrap={py} {progs}/master.py {master_cfg}")
     array = slurm.run("sbatch", "--parsable", "--array=5-5", f"--output={tmp_path}/w.out",
                       f"--wrap={py} {progs}/worker.py {config}").stdout.strip()
-    claim = wait_for(lambda: list(round_dir(store).glob("t0000.claim.*")), 60,
+    claim = wait_for(lambda: list(tasks_dir(store).glob("t0000.claim.*")), 60,
                      "the array task to claim the task")[0]
     facts = claim.read_text()
     gate.touch()

@@ -20,7 +20,7 @@ import fsmw
 from fsmw import ExitCode
 from fsmw._worker.keeper import Keeper
 from support.procs import execution, executions, fast_options, wait_for
-from support.stores import Squarer, names, round_dir
+from support.stores import Squarer, names, tasks_dir
 
 STOPPED = int(ExitCode.STOPPED)
 MARGIN = 3.0  # seconds of slack for a shared, noisy 2-core machine
@@ -53,7 +53,7 @@ def test_a_task_holding_the_gil_for_three_leases_keeps_its_claim(procs, tmp_path
 
     result = master.result(timeout=40)
     assert [holder.wait(20), judge.wait(20)] == [STOPPED, STOPPED]
-    rd = round_dir(store)
+    rd = tasks_dir(store)
     if keeper:  # the keeper process heartbeats while the C call holds the GIL
         assert names(rd, "t0000.err.*") == [] and result["duplicates"] == 0
         assert result["report"]["1"]["outputs"]["t0000"]["pid"] == holder.pid
@@ -78,7 +78,7 @@ def test_a_retry_that_holds_the_gil_is_not_marked_failed(procs, tmp_path):
     result = master.result(timeout=40)
     for w in workers:
         assert w.wait(20) == STOPPED, w.tail()
-    rd = round_dir(store)
+    rd = tasks_dir(store)
     assert result["done"] == 1 and result["failed"] == []
     assert names(rd, "t0000.err.*") == ["t0000.err.1"] and not (rd / "t0000.failed").exists()
     assert "boom" in (rd / "t0000.err.1").read_text()
@@ -100,13 +100,13 @@ def test_a_killed_worker_s_task_is_redone_well_within_the_lease(procs, tmp_path)
     victim.signal(signal.SIGKILL)  # the worker alone: its keeper lives on
     killed_at = time.monotonic()
     assert victim.wait(5) == -signal.SIGKILL
-    wait_for((round_dir(store) / "t0000.out").exists, 20, "t0000.out after the kill")
+    wait_for((tasks_dir(store) / "t0000.out").exists, 20, "t0000.out after the kill")
     recovery = time.monotonic() - killed_at
 
     result = master.result(timeout=20)
     assert survivor.wait(20) == STOPPED
     assert recovery < 2 * MARGIN, f"recovery took {recovery:.1f} s (lease {lease:.0f} s)"
-    record = (round_dir(store) / "t0000.err.1").read_text()
+    record = (tasks_dir(store) / "t0000.err.1").read_text()
     assert f"error: worker process {victim.pid} died while running the task" in record, record
     assert "attempt: 1" in record and "lease expired" not in record
     assert result["report"]["1"]["outputs"]["t0000"]["pid"] == survivor.pid
@@ -129,7 +129,7 @@ def test_a_task_that_kills_its_worker_every_time_ends_failed(procs, tmp_path):
         dead.append(worker.pid)
 
     result = master.result(timeout=20)
-    rd = round_dir(store)
+    rd = tasks_dir(store)
     assert len(dead) == 3 and [(f[0], f[1]) for f in result["failed"]] == [(1, "t0000")]
     assert result["done"] == 1 and (rd / "t0000.failed").exists()
     for gen, pid in enumerate(dead, 1):
@@ -151,7 +151,7 @@ def test_stop_interrupts_a_hung_task_and_gives_it_back(procs, tmp_path):
     stopped_at = time.monotonic()
     assert worker.wait(lease + 2 * MARGIN) == STOPPED, worker.tail()
     took = time.monotonic() - stopped_at
-    rd = round_dir(store)
+    rd = tasks_dir(store)
     assert took < lease / 5 + MARGIN, f"the worker took {took:.1f} s to leave after STOP"
     assert names(rd, "t0000.*") == ["t0000.in"], "the interrupted task was not given back"
     assert not executions(markers, "t0000")[0]["ended"]
@@ -173,7 +173,7 @@ def test_stop_with_on_stop_finish_lets_the_running_task_publish(procs, tmp_path)
     assert worker.alive() and not executions(markers, first)[0]["ended"]
     gate.touch()
     assert worker.wait(20) == STOPPED
-    rd = round_dir(store)
+    rd = tasks_dir(store)
     assert (rd / f"{first}.out").exists() and names(rd, "*.dup.*") + names(rd, "*.err.*") == []
     assert sum(len(executions(markers, t)) for t in ("t0000", "t0001", "t0002")) == 1
 
@@ -194,7 +194,7 @@ def test_a_worker_stuck_in_c_code_is_killed_after_the_grace(procs, tmp_path):
     assert worker.wait(lease / 5 + lease + 2 * MARGIN) == -signal.SIGKILL, worker.tail()
     took = time.monotonic() - stopped_at
     assert took >= lease, f"killed after {took:.1f} s, before the grace of {lease} s"
-    rd = round_dir(store)
+    rd = tasks_dir(store)
     assert "did not leave task t0000 within 2 s" in worker.text()
     # The keeper gave the task back: no failed attempt, no live claim.
     wait_for(lambda: names(rd, "t0000.*") == ["t0000.in"], 10, "the claim given back")
@@ -215,7 +215,7 @@ def test_a_worker_in_another_thread_is_never_signalled(procs, tmp_path):
     assert worker.alive() and not executions(markers, "t0000")[0]["ended"]
     gate.touch()  # the task finishes as with on_stop="finish"
     assert worker.wait(20) == STOPPED
-    assert (round_dir(store) / "t0000.out").exists()
+    assert (tasks_dir(store) / "t0000.out").exists()
 
 
 def test_several_workers_in_one_process_have_a_keeper_each_and_reap_it(tmp_path, monkeypatch):
@@ -269,7 +269,7 @@ def test_a_worker_whose_hung_task_was_backed_up_leaves_it_and_works_on(procs, tm
 
     result = master.result(timeout=60)
     assert [hung.wait(20), helper.wait(20)] == [STOPPED, STOPPED]
-    rd1 = round_dir(store, 1)
+    rd1 = tasks_dir(store, 1)
     (dup,) = names(rd1, "t0000.dup.*")
     assert "reason: abandoned: a result was already published" in (rd1 / dup).read_text()
     assert result["done"] == 8 and result["failed"] == [] and names(rd1, "*.err.*") == []

@@ -8,7 +8,7 @@ import sys
 
 from fsmw import ExitCode
 from support.procs import execution, executions, fast_options, wait_for
-from support.stores import names, round_dir
+from support.stores import names, tasks_dir
 
 
 def test_a_hung_task_in_a_three_task_round_does_not_hold_it_up(procs, tmp_path):
@@ -24,13 +24,13 @@ def test_a_hung_task_in_a_three_task_round_does_not_hold_it_up(procs, tmp_path):
     result = master.result(timeout=30)  # the backup of t0001 ends the round
     assert result["done"] == 3 and result["failed"] == []
     assert executions(markers, "t0001")[1]["pid"] == helper.pid
-    assert names(round_dir(store), "t0001.err.*") == []  # the hung attempt is alive: never broken
+    assert names(tasks_dir(store), "t0001.err.*") == []  # the hung attempt is alive: never broken
     assert helper.wait(20) == int(ExitCode.STOPPED)
     # The hung worker leaves by itself (issue 11, item 2): its keeper sees the backup's
     # result, the worker abandons the task, then finds STOP.
     assert hung.wait(2.0 + 10) == int(ExitCode.STOPPED)
-    (dup,) = names(round_dir(store), "t0001.dup.*")
-    assert "reason: abandoned: a result was already published" in (round_dir(store) / dup).read_text()
+    (dup,) = names(tasks_dir(store), "t0001.dup.*")
+    assert "reason: abandoned: a result was already published" in (tasks_dir(store) / dup).read_text()
 
 
 def test_stop_without_a_master_ends_idle_and_busy_workers(procs, tmp_path):

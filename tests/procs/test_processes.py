@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from fsmw import ExitCode
-from support.procs import execution, executions, fast_options, faketime_env, wait_for
-from support.stores import names, round_dir
+from support.procs import anywhere, execution, executions, fast_options, faketime_env, shard_dirs, wait_for
+from support.stores import names, round_dir, tasks_dir
 
 STOPPED, ERROR, IDLE_TIMEOUT, INTERRUPTED = (int(c) for c in (
     ExitCode.STOPPED, ExitCode.ERROR, ExitCode.IDLE_TIMEOUT, ExitCode.INTERRUPTED))
@@ -52,10 +52,11 @@ def test_end_to_end_200_tasks_three_workers(procs, tmp_path):
 
     assert result["done"] == 200 and result["failed"] == [] and result["rounds"] == 1
     assert all_ok(result)
-    listing = names(round_dir(store))
+    assert shard_dirs(store) == [tasks_dir(store)]
+    listing = names(tasks_dir(store))
     assert [n for n in listing if n.endswith(".out")] == [f"t{i:04d}.out" for i in range(200)]
-    assert "CLOSED" in listing and "STOP" in names(store)
-    assert [n for n in os.listdir(round_dir(store)) if n.startswith(".tmp.")] == []
+    assert "CLOSED" in names(round_dir(store)) and "STOP" in names(store)
+    assert anywhere(store, ".tmp.*") == []
 
 
 def test_racing_claims_each_task_runs_once(procs, tmp_path):
@@ -77,9 +78,8 @@ def test_racing_claims_each_task_runs_once(procs, tmp_path):
     for i in range(16):
         runs = executions(markers, f"t{i:04d}")
         assert len(runs) == 1, f"t{i:04d} ran {len(runs)} times: {runs}"
-    listing = names(round_dir(store))
-    assert len([n for n in listing if n.endswith(".out")]) == 16
-    assert [n for n in listing if ".err." in n or ".dup." in n] == []
+    assert len(names(tasks_dir(store), "*.out")) == 16
+    assert [n for n in anywhere(store) if ".err." in n or ".dup." in n] == []
 
 
 def test_sigkill_mid_task_is_recovered_within_the_lease(procs, tmp_path):
@@ -99,7 +99,7 @@ def test_sigkill_mid_task_is_recovered_within_the_lease(procs, tmp_path):
     victim.crash()  # the worker and its keeper: only the lease tells (a lone worker: test_keeper.py)
     killed_at = time.monotonic()
     assert victim.wait(5) == -signal.SIGKILL
-    out = round_dir(store) / "t0000.out"
+    out = tasks_dir(store) / "t0000.out"
     wait_for(out.exists, lease + 15, "t0000.out after the kill")
     recovery = time.monotonic() - killed_at
 
@@ -107,7 +107,7 @@ def test_sigkill_mid_task_is_recovered_within_the_lease(procs, tmp_path):
     assert_exits([survivor], STOPPED)
     assert recovery < lease + MARGIN, f"recovery took {recovery:.1f} s with lease {lease} s"
     assert output_pid(result, "t0000") == survivor.pid and all_ok(result)
-    assert "lease expired" in (round_dir(store) / "t0000.err.1").read_text()
+    assert "lease expired" in (tasks_dir(store) / "t0000.err.1").read_text()
     assert [e["pid"] for e in executions(markers, "t0000")] == [victim.pid, survivor.pid]
 
 
@@ -124,7 +124,7 @@ def test_hung_worker_resumed_late_does_not_replace_the_result(procs, tmp_path, n
     master = procs.master(store, options, tasks=1, hold=hold)
     wait = {"t0000": [str(release), str(finish), None]}
     workers = [procs.worker(store, i, options, markers=markers, wait=wait) for i in (1, 2)]
-    rd = round_dir(store)
+    rd = tasks_dir(store)
 
     hung = procs.by_pid(wait_for(lambda: execution(markers, "t0000", 1), 20, "t0000 to start")["pid"])
     hung.signal(signal.SIGSTOP)  # frozen: its keeper does not keep it alive
@@ -158,7 +158,7 @@ def test_hung_worker_resumed_late_does_not_replace_the_result(procs, tmp_path, n
     assert output_pid(result, "t0000") == second["pid"] != hung.pid and all_ok(result)
     assert result["duplicates"] == 1 and result["done"] == 1
     assert len(executions(markers, "t0000")) == 2
-    assert names(rd, "t0000.err.*") == ["t0000.err.1"] and not names(rd, ".tmp.*")
+    assert names(rd, "t0000.err.*") == ["t0000.err.1"] and not anywhere(store, ".tmp.*")
 
 
 def test_backup_copy_of_a_straggler_first_result_wins(procs, tmp_path):
@@ -170,7 +170,7 @@ def test_backup_copy_of_a_straggler_first_result_wins(procs, tmp_path):
     master = procs.master(store, options, tasks=1, hold=hold)
     wait = {"t0000": [str(release), None]}
     workers = [procs.worker(store, i, options, markers=markers, wait=wait) for i in (1, 2)]
-    rd = round_dir(store)
+    rd = tasks_dir(store)
 
     slow = procs.by_pid(wait_for(lambda: execution(markers, "t0000", 1), 20, "t0000 to start")["pid"])
     backup = wait_for(lambda: execution(markers, "t0000", 2), 20, "a backup copy of t0000")
@@ -239,7 +239,7 @@ def test_clock_skew_does_not_break_live_claims(procs, tmp_path, fake_utime):
     ends = [json.loads(Path(markers, f"1.{t}.exec.1.end").read_text())["mono"]
             for t in ("t0000", "t0001")]
     assert min(ends) - watching_since > 3 * lease
-    assert names(round_dir(store), "*.err.*") == [] and result["duplicates"] == 0
+    assert anywhere(store, "*.err.*") == [] and result["duplicates"] == 0
     assert [len(executions(markers, t)) for t in ("t0000", "t0001")] == [1, 1]
     assert {output_pid(result, t) for t in ("t0000", "t0001")} == {w.pid for w in holders}
 
@@ -264,7 +264,7 @@ def test_clock_skew_dead_claims_are_recovered(procs, tmp_path, watcher_offset):
     for w in skewed:
         w.crash()  # with their keepers: the lease judges
     killed_at = time.monotonic()
-    outs = [round_dir(store) / f"t000{i}.out" for i in (0, 1)]
+    outs = [tasks_dir(store) / f"t000{i}.out" for i in (0, 1)]
     wait_for(lambda: all(o.exists() for o in outs), 2 * lease + 20, "both tasks recovered")
     recovery = time.monotonic() - killed_at
 
@@ -274,7 +274,7 @@ def test_clock_skew_dead_claims_are_recovered(procs, tmp_path, watcher_offset):
     assert recovery < lease + 2 * MARGIN, f"recovery took {recovery:.1f} s with lease {lease} s"
     assert {output_pid(result, t) for t in ("t0000", "t0001")} == {watcher.pid}
     for t in ("t0000", "t0001"):
-        assert "lease expired" in (round_dir(store) / f"{t}.err.1").read_text()
+        assert "lease expired" in (tasks_dir(store) / f"{t}.err.1").read_text()
 
 
 def test_failing_tasks_get_max_attempts_records_then_fail(procs, tmp_path):
@@ -295,7 +295,7 @@ def test_failing_tasks_get_max_attempts_records_then_fail(procs, tmp_path):
     result = master.result(timeout=40)
     assert_exits(workers, STOPPED)
 
-    rd = round_dir(store)
+    rd = tasks_dir(store)
     records = names(rd, "t0002.err.*")
     assert len(records) == 3, records
     for name in records:
@@ -355,9 +355,9 @@ def test_sigterm_releases_the_claim_and_another_worker_does_the_task(procs, tmp_
 
     first.signal(signal.SIGTERM)
     assert_exits([first], INTERRUPTED, timeout=10)
-    rd = round_dir(store)
+    rd = tasks_dir(store)
     assert names(rd, "t0000.*") == ["t0000.in"], "claim, output or error left behind"
-    assert [n for n in os.listdir(rd) if n.startswith(".tmp.")] == []
+    assert anywhere(store, ".tmp.*") == []
 
     second = procs.worker(store, 2, options, markers=markers, wait=hold)
     result = master.result(timeout=20)
@@ -385,7 +385,7 @@ def test_two_rounds_and_a_late_round_1_result(procs, tmp_path):
     assert (round_dir(store, 2) / "SEALED").exists()
     release.touch()
     late.signal(signal.SIGCONT)
-    wait_for(lambda: names(round_dir(store, 1), "t0003.dup.*"), 20, "the late round-1 result")
+    wait_for(lambda: names(tasks_dir(store, 1), "t0003.dup.*"), 20, "the late round-1 result")
     gate.touch()
 
     result = master.result(timeout=30)
@@ -396,15 +396,15 @@ def test_two_rounds_and_a_late_round_1_result(procs, tmp_path):
     assert output_pid(result, "t0003", 1) != late.pid
     assert len(executions(markers, "t0003", rnd=1)) == 2
     assert len(executions(markers, "t0003", rnd=2)) == 1
-    assert not names(round_dir(store, 2), "*.dup.*")
-    assert not names(round_dir(store, 1), ".tmp.*") + names(round_dir(store, 2), ".tmp.*")
+    assert not anywhere(store, "*.dup.*", 2)
+    assert not anywhere(store, ".tmp.*", 1) + anywhere(store, ".tmp.*", 2)
 
 
 def test_concurrent_reader_never_sees_a_partial_file(procs, tmp_path):
     store, until = tmp_path / "store", tmp_path / "until"
     report = tmp_path / "reader.json"
     reader = procs.program("reader", "reader.py", dict(store=store, until=until, report=report))
-    options = fast_options()
+    options = fast_options(shard_size=5)  # 3 shards: the reader looks into each
     mb = 1024 * 1024
     master = procs.master(store, options, tasks=12, in_bytes=[mb, 4 * mb])
     workers = [procs.worker(store, i, options, out_bytes=[mb, 4 * mb], slow_write=True)
@@ -418,6 +418,7 @@ def test_concurrent_reader_never_sees_a_partial_file(procs, tmp_path):
     assert seen["torn"] == [], seen["torn"][:5]
     assert seen["replaced"] == [], seen["replaced"][:5]
     assert seen["in"] == 12 and seen["out"] == 12 and seen["passes"] > 12
+    assert len(shard_dirs(store)) == 3
     assert result["done"] == 12 and all_ok(result)
 
 
@@ -437,7 +438,7 @@ def test_use_tmp_publishes_into_the_store_and_empties_scratch(procs, tmp_path):
         (run,) = executions(markers, f"t{i:04d}")
         assert run["input"].startswith(str(scratch)) and run["output"].startswith(str(scratch))
     assert os.listdir(scratch) == []
-    assert [n for n in os.listdir(round_dir(store)) if n.startswith(".tmp.")] == []
+    assert anywhere(store, ".tmp.*") == []
 
 
 def test_unparsable_input_fails_that_task_only(procs, tmp_path):
@@ -448,7 +449,7 @@ def test_unparsable_input_fails_that_task_only(procs, tmp_path):
 
     result = master.result(timeout=40)
     assert_exits(workers, STOPPED)
-    rd = round_dir(store)
+    rd = tasks_dir(store)
     assert result["done"] == 7 and [(f[0], f[1]) for f in result["failed"]] == [(1, "t0003")]
     assert "t0003.in" in result["failed"][0][2]
     assert len(names(rd, "t0003.err.*")) == 2 and (rd / "t0003.failed").exists()
@@ -459,26 +460,31 @@ def test_unparsable_input_fails_that_task_only(procs, tmp_path):
 def test_foreign_files_are_ignored(procs, tmp_path):
     store = tmp_path / "store"
     store.mkdir()
-    foreign = ["notes.txt", "x.in.bak", "README", ".nfs000000000123", "round-abc",
+    foreign = ["notes.txt", "x.in.bak", "README", ".nfs000000000123", "round-abc", "shard-abc",
                "t0001.in.orig", "t0002.err.abc", "zzz.out", "SEALED.txt", "notes.dup.txt"]
     for name in foreign:
         (store / name).write_text("not fsmw's\n")
     (store / "round-999").mkdir()
     options = fast_options()
     master = procs.master(store, options, tasks=8, in_bytes=[0, 100])
-    rd = round_dir(store)
-    wait_for(rd.exists, 20, "round 1 to appear")
+    rd, shard = round_dir(store), tasks_dir(store)
+    wait_for(shard.exists, 20, "round 1 and its first shard to appear")
+    # Foreign files in the round's own directory (markers, shards) and in the shard (task files).
     for name in foreign:
         (rd / name).write_text("not fsmw's\n")
+        (shard / name).write_text("not fsmw's\n")
+    (rd / "shard-999").mkdir()
     workers = [procs.worker(store, i, options) for i in (1, 2)]
 
     result = master.result(timeout=40)
     assert_exits(workers, STOPPED)
     assert result["done"] == 8 and result["failed"] == [] and all_ok(result)
-    assert names(rd, "*.err.*") == ["t0002.err.abc"]
+    assert anywhere(store, "*.err.*") == ["shard-000000/t0002.err.abc", "t0002.err.abc"]
     assert result["duplicates"] == 0, "a foreign file was counted as a duplicate result"
     for name in foreign:
         assert (rd / name).read_text() == "not fsmw's\n" == (store / name).read_text()
+        assert (shard / name).read_text() == "not fsmw's\n"
+    assert shard_dirs(store) == [shard] and names(rd / "shard-999") == []
 
 
 def test_dead_claims_are_broken_once_by_many_watchers(procs, tmp_path):
@@ -502,7 +508,7 @@ def test_dead_claims_are_broken_once_by_many_watchers(procs, tmp_path):
 
     result = master.result(timeout=40)
     assert_exits(watchers, STOPPED)
-    rd = round_dir(store)
+    rd = tasks_dir(store)
     runs = {t: len(executions(markers, t)) for t in tasks}
     assert runs == {t: 2 for t in tasks}, f"executions (1 lost + 1 recovery expected): {runs}"
     assert names(rd, "*.err.*") == [f"{t}.err.1" for t in tasks]

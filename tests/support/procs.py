@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, TypeVar
+from typing import Callable, Dict, List, Optional, TypeVar, Union
 
 PROGS = Path(__file__).resolve().parent / "apps"  # the test apps, run by path
 T = TypeVar("T")
@@ -158,6 +158,26 @@ class Procs:
                 proc.popen.wait(timeout=10)
             except subprocess.TimeoutExpired:  # pragma: no cover - a SIGKILLed child is reaped at once
                 pass
+
+
+# -- the files of a round, over all its shards ---------------------------------
+def shard_dirs(store: Union[str, Path], number: int = 1) -> List[Path]:
+    """The shard directories of round ``number`` (``round-k/shard-NNNNNN``), in order."""
+    return sorted(p for p in Path(store, f"round-{number:06d}").glob("shard-[0-9][0-9][0-9][0-9][0-9][0-9]")
+                  if p.is_dir())
+
+
+def anywhere(store: Union[str, Path], pattern: str = "*", number: int = 1) -> List[str]:
+    """The names matching ``pattern`` in round ``number``'s own directory and in each of its
+    shards, as paths relative to the round directory (``SEALED``, ``shard-000000/t0000.out``).
+
+    For checks that nothing of a kind (temps, records) was left anywhere in a round.
+    """
+    top = Path(store, f"round-{number:06d}")
+    found = [p.name for p in top.glob(pattern)]
+    for shard in shard_dirs(store, number):
+        found += [f"{shard.name}/{p.name}" for p in shard.glob(pattern)]
+    return sorted(found)
 
 
 # -- what the test workers leave (markers of their process_file calls) --------

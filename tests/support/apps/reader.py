@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Test reader: polls every round directory and checks every .in and .out it sees.
+"""Test reader: polls every round directory and its shards and checks every .in and .out it sees.
 
 Config (JSON, argv[1]): store; until (stop after this file appears, with one
 last pass); report (JSON path: counts of checked files, every torn read, and
@@ -17,13 +17,20 @@ from pathlib import Path
 import blob
 
 
-def one_pass(store: Path, seen: dict, report: dict) -> None:
+def listdir(directory: Path) -> list:
     try:
-        rounds = [store / n for n in os.listdir(store) if n.startswith("round-")]
+        return os.listdir(directory)
     except FileNotFoundError:
-        return
-    for directory in rounds:
-        for name in os.listdir(directory):
+        return []
+
+
+def one_pass(store: Path, seen: dict, report: dict) -> None:
+    rounds = [store / n for n in listdir(store) if n.startswith("round-")]
+    # Task files are in the rounds' shards (round-k/shard-NNNNNN/); the round directories
+    # themselves are read too, so that a task file misplaced there is checked all the same.
+    directories = rounds + [r / n for r in rounds for n in listdir(r) if n.startswith("shard-")]
+    for directory in directories:
+        for name in listdir(directory):
             kind = name.rpartition(".")[2]
             if name.startswith(".") or kind not in ("in", "out"):
                 continue
