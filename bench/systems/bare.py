@@ -7,7 +7,8 @@ Layout under DIR: in/<i> (inputs), claim/<i> (claims), out/<i> (outputs).
           with O_CREAT|O_EXCL (the claim); read in/<i>; write out/.t<i>;
           rename to out/<i>.  Idle: sleep 0.01 s and list again.
 No heartbeat, no lease, no retries, no round, no STOP: the master SIGTERMs the
-workers when it has every result.  --fsync 1 adds an fsync before each rename.
+workers when it has every result (a worker records its peak memory as it goes).
+--fsync 1 adds an fsync before each rename.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def read(path: str) -> bytes:
 def worker(d: str, wid: int, fsync: bool) -> None:
     din, dclaim, dout = (os.path.join(d, x) for x in ("in", "claim", "out"))
     first = common.FirstClaim(d, wid)
+    common.rss_on_sigterm(d, wid)
     common.worker_handshake()
     seen = set()
     while True:

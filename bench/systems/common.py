@@ -13,7 +13,8 @@ Worker handshake: after its imports and set-up a worker prints ``ready`` on
 stdout and blocks on a line from stdin (``go``).  Interpreter start-up and
 imports are therefore never inside a timed interval.  A worker writes the
 wall-clock time (time.time()) of its first successful claim to
-``DIR/first.<ID>``.
+``DIR/first.<ID>``, and its peak resident memory (VmHWM), as it exits, to
+``DIR/worker-<ID>.rss`` (JSON); the master ends its workers before it reports.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("arg", type=int, help="N for the master, worker id for a worker")
     p.add_argument("--mode", choices=["throughput", "firstclaim"], default="throughput")
     p.add_argument("--fsync", type=int, default=0)
+    p.add_argument("--io", choices=["os", "text"], default="os",
+                   help="os: os.open/os.read/os.write; text: open() in text mode, as users write it")
     return p.parse_args(argv)
 
 
@@ -170,12 +173,50 @@ def peak_rss_mb() -> Optional[float]:
     return None
 
 
+def rss_path(directory: str, wid) -> str:
+    return os.path.join(directory, f"worker-{wid}.rss")
+
+
+def write_worker_rss(directory: str, wid) -> None:
+    """Record this worker's peak memory in DIR/worker-<ID>.rss (temp file, then rename)."""
+    path = rss_path(directory, wid)
+    with open(path + ".tmp", "w") as f:
+        json.dump({"worker": wid, "rss_mb": peak_rss_mb()}, f)
+    os.rename(path + ".tmp", path)
+
+
+def rss_on_sigterm(directory: str, wid: int) -> None:
+    """For a worker that the master ends with SIGTERM: record its peak memory, then exit."""
+    def handler(signum, frame):
+        try:
+            write_worker_rss(directory, wid)
+        finally:
+            os._exit(0)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def worker_rss(directory: str) -> List[float]:
+    """The peak memory each worker recorded, in MB (a worker that did not record it is absent)."""
+    found = []
+    for name in os.listdir(directory):
+        if name.startswith("worker-") and name.endswith(".rss"):
+            with open(os.path.join(directory, name)) as f:
+                mb = json.load(f).get("rss_mb")
+            if mb is not None:
+                found.append(mb)
+    return found
+
+
 def report(t0: float, t_end: float, n: int, error: Optional[str], directory: str,
            **extra) -> None:
+    """Print the RESULT line; ends the workers first, so that they record their peak memory."""
+    kill_children()
     fc = first_claim_time(directory)
+    workers = worker_rss(directory)
     out = {"wall": t_end - t0, "n": n, "ok": error is None, "error": error,
            "first_claim": (fc - t0) if fc is not None else None,
-           "master_rss_mb": peak_rss_mb()}
+           "master_rss_mb": peak_rss_mb(), "worker_rss_mb": max(workers) if workers else None,
+           "workers_rss_reported": len(workers)}
     out.update(extra)
     print("RESULT " + json.dumps(out), flush=True)
 
@@ -200,9 +241,10 @@ def on_node(wid: int, argv: List[str], env: Optional[Dict[str, str]] = None,
     return node["prefix"] + [moved(x) or "" for x in argv], env, moved(cwd)
 
 
-def worker_argv(script: str, directory: str, wid: int, fsync: int) -> List[str]:
+def worker_argv(script: str, directory: str, wid: int, fsync: int, io: str = "os") -> List[str]:
     node = NODES.get(str(wid))
     prefix: List[str] = []
     if node:
         prefix, directory = node["prefix"], directory.replace(node["from"], node["to"], 1)
-    return prefix + [PY, os.path.join(HERE, script), "worker", directory, str(wid), "--fsync", str(fsync)]
+    return prefix + [PY, os.path.join(HERE, script), "worker", directory, str(wid), "--fsync", str(fsync),
+                     "--io", io]

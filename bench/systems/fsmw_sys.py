@@ -1,7 +1,13 @@
 """fsmw through its public API (fsmw.Master / fsmw.Worker), one round of N tasks.
 
 Default options except progress=False; --fsync -1 keeps the default (fsync
-only on shared file systems), 1 forces it on, 0 off.  Workers exit on STOP.
+only on shared file systems), 1 forces it on, 0 off.  Workers exit on STOP,
+after recording their peak memory (DIR/worker-<ID>.rss).
+
+--io os (``fsmw``): process_file reads and writes with os.open/os.read/os.write,
+as the framework-free script does.  --io text (``fsmw-text``): process_file
+opens its files in text mode, the way users write it.  The master reads the
+outputs with os-level I/O in both.
 """
 
 from __future__ import annotations
@@ -44,6 +50,18 @@ class SquareWorker(fsmw.Worker):
         write(output_path, str(n * n).encode())
 
 
+class TextSquareWorker(SquareWorker):
+    def process_file(self, input_path, output_path):
+        self.first()
+        with open(input_path) as f:
+            n = int(f.read())
+        with open(output_path, "w") as f:
+            f.write(str(n * n))
+
+
+WORKERS = {"os": SquareWorker, "text": TextSquareWorker}
+
+
 class SquareMaster(fsmw.Master):
     def __init__(self, store, n, mode, procs, **kw):
         super().__init__(store, **kw)
@@ -71,11 +89,13 @@ def main() -> None:
     a = common.parse()
     store = os.path.join(a.dir, "store")
     if a.role == "worker":
-        w = SquareWorker(store, a.arg, common.FirstClaim(a.dir, a.arg), fsync=FSYNC[a.fsync])
+        w = WORKERS[a.io](store, a.arg, common.FirstClaim(a.dir, a.arg), fsync=FSYNC[a.fsync])
         common.worker_handshake()
-        sys.exit(w.run())
+        rc = w.run()
+        common.write_worker_rss(a.dir, a.arg)
+        sys.exit(rc)
     common.install_cleanup()
-    procs = [common.spawn(common.worker_argv("fsmw_sys.py", a.dir, w, a.fsync)) for w in (1, 2)]
+    procs = [common.spawn(common.worker_argv("fsmw_sys.py", a.dir, w, a.fsync, a.io)) for w in (1, 2)]
     common.wait_ready(procs)
     if a.mode == "throughput":
         common.go(procs)

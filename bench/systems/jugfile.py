@@ -2,9 +2,12 @@
 
 In a `jug execute` process ($BENCH_WORKER set) it first does the benchmark
 handshake (print "ready", wait for "go"), so that the tasks are created, i.e.
-"enqueued", only after the clock started.
+"enqueued", only after the clock started, and at its exit it records its peak
+memory (VmHWM) in $BENCH_DIR/worker-<ID>.rss, as the other systems' workers do.
 """
 
+import atexit
+import json
 import os
 import sys
 import time
@@ -14,8 +17,19 @@ from jug import TaskGenerator
 _wid = os.environ.get("BENCH_WORKER")
 _first = []
 
+
+def _record_rss():
+    with open("/proc/self/status") as f:
+        kb = next((int(x.split()[1]) for x in f if x.startswith("VmHWM:")), None)
+    path = os.path.join(os.environ["BENCH_DIR"], f"worker-{_wid}.rss")
+    with open(path + ".tmp", "w") as f:
+        json.dump({"worker": _wid, "rss_mb": None if kb is None else kb / 1024}, f)
+    os.rename(path + ".tmp", path)
+
+
 if _wid and not os.environ.get("BENCH_HANDSHAKE_DONE"):
     os.environ["BENCH_HANDSHAKE_DONE"] = "1"  # jug execute may re-import the jugfile
+    atexit.register(_record_rss)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     sys.stdin.readline()
