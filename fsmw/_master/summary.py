@@ -16,6 +16,10 @@ from .._core.rounddir import RoundDir
 from .._core.shard import Shard
 
 
+IN_SUFFIX, OUT_SUFFIX = "." + names.IN, "." + names.OUT
+IN_LEN, OUT_LEN = len(IN_SUFFIX), len(OUT_SUFFIX)
+
+
 class Outputs(Mapping[str, Path]):
     """The round's outputs ``{task name: path}``, shard by shard (the order the inputs were
     written in, by ``shard_size``), by task name within a shard.
@@ -32,8 +36,10 @@ class Outputs(Mapping[str, Path]):
         self._index: Optional[Dict[str, int]] = None
 
     def _shard_outputs(self, shard: Shard) -> List[str]:
-        view = shard.scan()
-        found = sorted(view.inputs & view.outputs)
+        listing = shard.listing()  # two suffix tests per name, not a full parse
+        inputs = {name[:-IN_LEN] for name in listing if name.endswith(IN_SUFFIX)}
+        found = sorted(task for task in (name[:-OUT_LEN] for name in listing if name.endswith(OUT_SUFFIX))
+                       if task in inputs and not task.startswith("."))
         self._last = (shard, frozenset(found))
         return found
 

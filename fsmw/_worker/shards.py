@@ -28,7 +28,7 @@ one listing of the round and one of a shard.
 from __future__ import annotations
 
 import threading
-from typing import Dict, Iterator, List, Mapping, Optional, Set, Tuple
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple
 
 from .._core import layout as names
 from .._core.claims import Claim
@@ -40,6 +40,7 @@ from .._core.system import Clock
 from .._core.view import RoundView
 from .claimer import Claimer
 from .pending import PendingTasks
+from .recovery import Recovery
 
 
 class RoundWork:
@@ -147,15 +148,22 @@ class RoundWork:
                                      self._max_attempts, self._wake)
 
     def _note_finished(self, pending: PendingTasks) -> None:
-        index = pending.shard.index
+        if pending.listed_once and self._is_finished(pending.shard.index, pending.view):
+            self._finished.add(pending.shard.index)
+
+    def _is_finished(self, index: int, view: RoundView) -> bool:
+        """Full (a later shard exists, or the round is sealed) and every input finished."""
         full = self.sealed or (bool(self._known) and index != self._known[-1])
-        view = pending.view
-        if full and pending.listed_once and view.inputs and view.remaining() == 0:
-            self._finished.add(index)
+        return full and bool(view.inputs) and view.remaining() == 0
 
     # -- judging ------------------------------------------------------------------
     def to_judge(self) -> Iterator[Tuple[Shard, RoundView]]:
-        """Each unfinished shard up to the current one, with a fresh listing of it."""
+        """Each unfinished shard up to the current one, with a fresh listing of it.
+
+        A shard this listing shows finished is noted, and not listed again:
+        a worker leaves a shard while others still run its last tasks, so
+        most shards are seen finished here, once.
+        """
         if self._current is None:
             return
         upto = self._current.shard.index
@@ -164,9 +172,22 @@ class RoundWork:
                 continue
             if index == upto:
                 yield self._current.shard, self._current.view
-            else:
-                shard = self.round.shard(index)
-                yield shard, shard.scan()
+                continue
+            shard = self.round.shard(index)
+            view = shard.scan()
+            if self._is_finished(index, view):
+                self._finished.add(index)
+                continue
+            yield shard, view
+
+    def judge(self, recovery: Recovery) -> Optional[Tuple[Shard, Claim]]:
+        """One judging pass (``recovery``) over the unfinished shards up to the current one."""
+        backups = False
+        shards: Iterable[Tuple[Shard, RoundView]] = self.to_judge()  # one listing at a time
+        if self.is_last():  # near the end: few shards are unfinished, and backups may start
+            shards = list(shards)
+            backups = recovery.backups_allowed([view for _, view in shards], self.total)
+        return recovery.find(((view, self.claimer(shard)) for shard, view in shards), backups)
 
     def is_last(self) -> bool:
         """Is the current shard the last one of a sealed round (nothing after it to start)?"""

@@ -259,9 +259,7 @@ class Worker:
         work.begin_pass()
         if self._clock.now() >= self._next_judging:
             self._next_judging = self._clock.now() + self._recovery.every_secs()
-            shards = list(work.to_judge())
-            backups = work.is_last() and self._recovery.backups_allowed([v for _, v in shards], work.total)
-            taken = self._recovery.find(((view, work.claimer(shard)) for shard, view in shards), backups)
+            taken = work.judge(self._recovery)
             if taken is not None:
                 return taken
         return work.next_claim()
