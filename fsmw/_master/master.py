@@ -87,6 +87,7 @@ class Master:
         self._rounds_run: List[int] = []
         self._temps = TempWatch(self._clock, self.options.lease_secs)
         self._fsync = self.options.fsync is not False  # resolved by run() once the store exists
+        self._parallel = False
         self._bar = Progress(self.options.progress, self.options.progress_secs, self._clock.now)
         self._ownership = MasterLease(self.store, self._facts, self.options.lease_secs, self._clock, self.log)
         self._round_log = RoundLog(self.log, self._clock.now)
@@ -152,6 +153,8 @@ class Master:
     def _open_store(self) -> None:
         self.store.check(create=True)
         self._fsync = fsync_wanted(self.options.fsync, self.store.root, self.store.fs)
+        # inputs are written on threads where each costs server round trips (see parallel)
+        self._parallel = type(self.store.fs) is FileSystem and not is_local(self.store.root, self.store.fs)
         if self.store.stopped():
             raise StoreError(f"store {self.store.root} holds a finished run ({names.STOP} exists); "
                              f"use a new store, or remove it to start over")
@@ -198,9 +201,12 @@ class Master:
         self._counts = RoundCounts(self._round_dir, self.options.max_attempts, self.log)
         self._bar.start_round(number)
         self._rounds_run.append(number)
-        opener = resume_inputs if resume else create_inputs
-        self._tasks = opener(self._round_dir, self._yield_inputs, self.options.shard_size, self._fsync,
-                             self.log)
+        size = self.options.shard_size
+        if resume:
+            self._tasks = resume_inputs(self._round_dir, self._yield_inputs, size, self._fsync, self.log)
+        else:
+            self._tasks = create_inputs(self._round_dir, self._yield_inputs, size, self._fsync, self.log,
+                                        parallel=self._parallel)
         return number
 
     def _yield_inputs(self, sink: Sink) -> Set[str]:

@@ -49,6 +49,7 @@ from .._core.errors import StoreError
 from .._core.records import parse_record
 from .._core.rounddir import RoundDir
 from .._core.shard import LEGACY
+from .parallel import ParallelWrites
 from .sinks import DIGEST_KIND, SHOWN, Check, Compare, Diagnose, Fresh, Placement, Sink, round_inputs
 
 
@@ -68,7 +69,8 @@ def sealed_digest(record: Optional[bytes]) -> Optional[Tuple[int, str]]:
 Run = Callable[[Sink], Set[str]]  # sets the master's sink, calls create_input_files(), the names
 
 
-def create_inputs(round_dir: RoundDir, run: Run, shard_size: int, fsync: bool, log: Any) -> Set[str]:
+def create_inputs(round_dir: RoundDir, run: Run, shard_size: int, fsync: bool, log: Any,
+                  parallel: bool = False) -> Set[str]:
     """Make a new round's directory, write its inputs (through ``run``), seal it with the digest.
 
     Raises:
@@ -80,8 +82,13 @@ def create_inputs(round_dir: RoundDir, run: Run, shard_size: int, fsync: bool, l
         raise StoreError(f"{round_dir.path} already exists: is another master running "
                          f"on {parent_dir(round_dir.path)}?") from exc
     log.info("round %d: creating inputs", round_dir.number)
-    sink = Fresh(round_dir, shard_size, fsync)
-    tasks = run(sink)
+    sink = Fresh(round_dir, shard_size, fsync, ParallelWrites() if parallel else None)
+    try:
+        tasks = run(sink)
+    except BaseException:
+        sink.finish(quietly=True)  # no thread left behind; the hook's error is the one raised
+        raise
+    sink.finish()  # every input in place before SEALED
     round_dir.write_marker(names.SEALED, sink.digest.sealed_record())
     log.info("round %d: %d tasks", round_dir.number, len(tasks))
     return tasks

@@ -15,12 +15,13 @@ inputs, and the shards' order is the order the inputs were written in.
 from __future__ import annotations
 
 import hashlib
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from .._core import layout as names
 from .._core.atomic import read_small
 from .._core.rounddir import RoundDir
 from .._core.shard import Shard
+from .parallel import ParallelWrites
 
 MASK = (1 << 256) - 1
 SHOWN = 5  # differences named in the error
@@ -93,15 +94,31 @@ class Sink:
 
 
 class Fresh(Sink):
-    """A new round: write every input (temp, [fsync], rename) into the next place."""
+    """A new round: write every input (temp, [fsync], rename) into the next place, in this
+    thread or, given ``writes`` (a shared file system), on its threads."""
 
-    def __init__(self, round_dir: RoundDir, shard_size: int, fsync: bool) -> None:
+    def __init__(self, round_dir: RoundDir, shard_size: int, fsync: bool,
+                 writes: Optional[ParallelWrites] = None) -> None:
         super().__init__(round_dir, Placement(round_dir, shard_size))
         self._fsync = fsync
+        self._writes = writes
 
     def put(self, name: str, data: bytes) -> str:
         self.digest.add(name, data)
-        return self.placement.next().write_input(name, data, self._fsync)
+        shard = self.placement.next()
+        if self._writes is None:
+            return shard.write_input(name, data, self._fsync)
+        self._writes.submit(shard.write_input, name, data, self._fsync)
+        return shard.file(name, names.IN)
+
+    def finish(self, quietly: bool = False) -> None:
+        """Wait until every input is in place; raise the first failed write's error unless ``quietly``."""
+        if self._writes is not None:
+            try:
+                self._writes.finish()
+            except Exception:
+                if not quietly:
+                    raise
 
 
 class Compare(Sink):
