@@ -25,7 +25,7 @@ from fsmw._core.owner import host_name
 from fsmw.cli.report_html import COLOURS, MAX_DETAILED
 from support.apps import browser
 from support.procs import execution, fast_options, wait_for
-from support.stores import make_round
+from support.stores import make_round, tasks_dir
 
 T0 = time.time() - 600  # hand-made runs happened ten minutes ago
 BAR = re.compile(r'<g><title>([^<]*)</title>(.*?)</g>')
@@ -167,10 +167,13 @@ def test_damaged_store_is_reported_without_the_damage(tmp_path):
     (rd / ".journal.bad.1.ffff").write_bytes("\n".join(garbage).encode() + b"\n\xff\xfe{\x00\n{\"task")
     (rd / ".journal.deep.3.dddd").write_text("[" * 100_000 + "\n")  # json.loads: RecursionError
     (rd / ".journal.dir.2.eeee").mkdir()  # a directory where a journal would be
+    shard = tasks_dir(store)
     for name in ("notes.txt", "x.in.bak", "t1.err.abc", "t1.claim.x", "zz.dup.nothex", "README"):
         (rd / name).write_text("not fsmw's\n")
-    (rd / f"{evil}.claim.2").write_text("garbage claim record")  # running, but no start time
-    (rd / "t7.claim.1").mkdir()  # a claim that is a directory: running, unreadable
+        (shard / name).write_text("not fsmw's\n")
+    (shard / f"{evil}.claim.2").write_text("garbage claim record")  # running, but no start time
+    (shard / "t7.claim.1").mkdir()  # a claim that is a directory: running, unreadable
+    (rd / "shard-abc").mkdir()  # not a shard's name
     (store / "round-000002").write_text("a file where a round directory should be\n")
     (store / "round-abc").mkdir()
 
@@ -224,8 +227,8 @@ def test_page_renders_in_headless_chromium(tmp_path):
                line("c", 0, 3, "duplicate", worker=2), line("d", 3, 3, "interrupted", worker=2),
                line("d", 6, 2, kind="break", attempt=2, worker=2),
                line("e", 8, 2, kind="backup", attempt=2, worker=2)]
-    rd = make_round(store, list("abcdef"), outputs=list("abcde"), journal=journal).round_dir(1)
-    claim = rd / "f.claim.1"  # a running task, its last heartbeat at 12 s
+    make_round(store, list("abcdef"), outputs=list("abcde"), journal=journal)
+    claim = tasks_dir(store) / "f.claim.1"  # a running task, its last heartbeat at 12 s
     started = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(T0 + 9))
     claim.write_text(f"task: f\nattempt: 1\nhost: node3\npid: 77\nworker_id: 3\nstarted: {started}\n")
     os.utime(claim, (T0 + 12, T0 + 12))

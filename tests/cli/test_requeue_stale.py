@@ -14,7 +14,7 @@ import pytest
 
 from fsmw.cli.repair import requeue_command, requeue_stale
 from support.clock import FakeClock
-from support.stores import foreign_claim, listing, make_round
+from support.stores import foreign_claim, listing, make_round, names, round_dir
 
 LEASE = 10.0
 WATCHING = "watching 2 running claim(s) for 10 s ..."
@@ -43,10 +43,11 @@ def test_requeue_stale_breaks_the_dead_claim_and_leaves_the_live_one(tmp_path, c
     error = store.task_file(1, "dead", "err", 1).read_text()
     assert "requeued by fsmw requeue" in error and "lease expired" in error and "elsewhere" in error
     assert dead.read_text().startswith("broken_by: fsmw requeue\n")  # the break's record took its name
-    view = store.round(1).scan()
+    view = store.round(1).shard(0).scan()
     assert sorted(view.pending()) == ["dead"] and view.next_gen("dead") == 2  # pending again
     assert view.running() == {"live": 1} and live.read_bytes() == live_record
-    assert listing(store) == ["SEALED", "dead.claim.1", "dead.err.1", "dead.in", "live.claim.1", "live.in"]
+    assert listing(store) == ["dead.claim.1", "dead.err.1", "dead.in", "live.claim.1", "live.in"]
+    assert names(round_dir(store.root)) == ["SEALED", "shard-000000"]  # REQUEUED is the command's
 
 
 @pytest.mark.parametrize("dry_run, verb", [(True, "would requeue"), (False, "requeued")])
@@ -58,5 +59,7 @@ def test_requeue_stale_says_what_it_does(tmp_path, capsys, dry_run, verb):
     assert capsys.readouterr().out.splitlines() == [WATCHING, DEAD, f"{verb} 1 task(s)"]
     if dry_run:
         assert listing(store) == before
+        assert names(round_dir(store.root)) == ["SEALED", "shard-000000"]
     else:
         assert listing(store) == sorted(before + ["dead.err.1"])
+        assert names(round_dir(store.root)) == ["REQUEUED", "SEALED", "shard-000000"]

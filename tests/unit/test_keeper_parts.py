@@ -10,23 +10,23 @@ import sys
 import pytest
 
 import fsmw
-from fsmw._core.rounddir import RoundDir
+from fsmw._core.shard import LEGACY, Shard
 from fsmw._core.token import Token
 from fsmw._worker import abandon as _abandon
-from fsmw._worker.keeper import Keeper
+from fsmw._worker.keeper import Keeper, _round_and_shard
 from fsmw._worker.keeper_main import Config, KeeperLoop, worker_stopped
 from fsmw._worker.stopping import StopSwitch, TaskAbandoned
 from support.procs import wait_for
-from support.stores import make_round, names, round_dir
+from support.stores import make_round, names, tasks_dir
 
 FACTS = {"role": "worker", "host": "h", "pid": 4242, "worker_id": 7, "job_id": None}
 
 
 @pytest.fixture
 def held(tmp_path):
-    """A round with task ``a`` claimed (generation 1) by a token, as a worker holds it."""
+    """A round with task ``a`` claimed (generation 1) by a token, as a worker holds it (shard 0)."""
     store = make_round(tmp_path / "store", ["a", "b"])
-    rd = store.round(1)
+    rd = store.round(1).shard(0)
     token = Token(rd, FACTS)
     claim = token.claim(rd.file("a", "claim", 1), "a", 1)
     yield store, rd, token, claim
@@ -40,7 +40,7 @@ def test_why_not_needed_names_each_reason_and_asks_for_stop_only_if_told(held):
     store.stop_file.write_text("stop\n")
     assert _abandon.why_not_needed(rd, claim, stop) == _abandon.STOPPED
     assert _abandon.why_not_needed(rd, claim, None) is None  # on_stop="finish"
-    (round_dir(store.root) / "a.out").write_text("x")
+    (tasks_dir(store.root) / "a.out").write_text("x")
     assert _abandon.why_not_needed(rd, claim, stop) == _abandon.PUBLISHED
     rd.break_claim("a", 1, 9.0, "judge", 3)  # fenced: the first thing that counts
     assert _abandon.why_not_needed(rd, claim, stop) == _abandon.FENCED
@@ -48,12 +48,12 @@ def test_why_not_needed_names_each_reason_and_asks_for_stop_only_if_told(held):
 
 def test_abandoning_writes_a_dup_and_keeps_the_claim_or_on_stop_gives_it_back(held):
     store, rd, token, claim = held
-    (round_dir(store.root) / "a.out").write_text("x")
+    (tasks_dir(store.root) / "a.out").write_text("x")
     assert _abandon.abandon(rd, claim, _abandon.PUBLISHED, FACTS) is False
     (dup,) = names(rd.path, "a.dup.*")
-    text = (round_dir(store.root) / dup).read_text()
+    text = (tasks_dir(store.root) / dup).read_text()
     assert "reason: abandoned: a result was already published" in text and "attempt: 1" in text
-    assert (round_dir(store.root) / "a.claim.1").exists() and not names(rd.path, "a.err.*")
+    assert (tasks_dir(store.root) / "a.claim.1").exists() and not names(rd.path, "a.err.*")
     other = token.claim(rd.file("b", "claim", 1), "b", 1)
     assert _abandon.abandon(rd, other, _abandon.STOPPED, FACTS) is True
     assert names(rd.path, "b.*") == ["b.in"]
@@ -89,21 +89,44 @@ def run_keeper(loop, lines):
         os.close(read_end)
 
 
-def hold_line(claim, round_number=1):
-    return f"h {round_number} {claim.gen} {claim.ino} 0.0 {claim.task}\n"
+def hold_line(claim, round_number=1, shard=0):
+    return f"h {round_number} {shard} {claim.gen} {claim.ino} 0.0 {claim.task}\n"
 
 
 def test_a_worker_that_dies_holding_a_claim_has_its_attempt_recorded_and_counted(held):
     store, rd, token, claim = held
     assert run_keeper(KeeperLoop(config(store, 4242)), [hold_line(claim)]) == 0
-    record = (round_dir(store.root) / "a.err.1").read_text()
+    record = (tasks_dir(store.root) / "a.err.1").read_text()
     assert "error: worker process 4242 died while running the task (claim a.claim.1)" in record
     assert "worker_id: 7" in record and "attempt: 1" in record
-    view = store.scan(1)
+    view = rd.scan()
     assert "a" in view.pending() and view.next_gen("a") == 2  # retried at once
     claim2 = token.claim(rd.file("a", "claim", 2), "a", 2)
     run_keeper(KeeperLoop(config(store, 4242)), [hold_line(claim2)])
-    assert "attempts: 2" in (round_dir(store.root) / "a.failed").read_text()  # max_attempts=2
+    assert "attempts: 2" in (tasks_dir(store.root) / "a.failed").read_text()  # max_attempts=2
+
+
+def test_a_worker_that_dies_holding_a_claim_in_a_later_shard_has_it_recorded_in_that_shard(held):
+    store = held[0]
+    later = store.round(1).shard(1)
+    later.create()
+    later.write_input("c", b"x", False)
+    other = Token(later, FACTS)
+    try:
+        held_c = other.claim(later.file("c", "claim", 1), "c", 1)
+        assert run_keeper(KeeperLoop(config(store, 4242)), [hold_line(held_c, shard=1)]) == 0
+    finally:
+        other.close()
+    record = (tasks_dir(store.root, shard=1) / "c.err.1").read_text()
+    assert "worker process 4242 died while running the task (claim c.claim.1)" in record
+    assert names(tasks_dir(store.root), "c.*") == []  # nothing of c's in shard 0
+    assert later.scan().next_gen("c") == 2
+
+
+def test_the_keeper_line_names_the_round_and_shard_of_a_claim_path():
+    assert _round_and_shard("/s/round-000003/shard-000002/t.claim.1") == (3, 2)
+    assert _round_and_shard("/s/round-000003/shard-000000/t.claim.4") == (3, 0)
+    assert _round_and_shard("/s/round-000007/t.claim.1") == (7, LEGACY)  # a round before shards
 
 
 @pytest.mark.parametrize("before_eof", ["dropped", "recorded", "stop", "ending"])
@@ -121,10 +144,10 @@ def test_a_worker_that_ended_its_attempt_or_was_stopped_has_no_failure_recorded(
     else:
         loop.ending = True  # the keeper got SIGTERM with its job
     recorded = []
-    monkeypatch.setattr(RoundDir, "record_failure", lambda self, *a, **k: recorded.append(a))
+    monkeypatch.setattr(Shard, "record_failure", lambda self, *a, **k: recorded.append(a))
     run_keeper(loop, lines)
     assert recorded == []  # the keeper recorded no death
-    err = round_dir(store.root) / "a.err.1"
+    err = tasks_dir(store.root) / "a.err.1"
     assert not err.exists() or "its own" in err.read_text()
     if before_eof in ("stop", "ending"):
         assert names(rd.path, "a.*") == ["a.in"]  # given back

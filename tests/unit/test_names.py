@@ -54,3 +54,12 @@ def test_round_names():
     assert names.round_number("round-000007") == 7
     for bad in ("round-7", "round-00000x", "rounds-000001", "round-0000001"):
         assert names.round_number(bad) is None
+
+
+def test_shard_names():
+    assert names.shard_name(0) == "shard-000000" and names.shard_name(42) == "shard-000042"
+    assert names.shard_index("shard-000042") == 42 and names.shard_index(names.shard_name(999999)) == 999999
+    for bad in ("shard-42", "shard-00004x", "shards-000001", "shard-0000001", "shard-００００１２",
+                "round-000001", "x.in"):
+        assert names.shard_index(bad) is None
+    assert names.parse("shard-000001") is None  # a shard directory is no task's file

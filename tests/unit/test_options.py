@@ -46,11 +46,34 @@ def test_begin_round_makes_the_next_round_with_its_inputs_sealed(tmp_path):
     master = Two(tmp_path / "store", progress=False)
     master.store.check(create=True)
     assert master.begin_round() == 1 and master.begin_round() == 2
-    assert sorted(p.name for p in master.store.round_dir(2).iterdir()) == ["SEALED", "a.in", "b.in"]
+    assert sorted(p.name for p in master.store.round_dir(2).iterdir()) == ["SEALED", "shard-000000"]
+    assert sorted(p.name for p in (master.store.round_dir(2) / "shard-000000").iterdir()) == ["a.in", "b.in"]
     sealed = master.store.marker(2, "SEALED").read_text()
     assert re.fullmatch(r"tasks: 2\ndigest: sha256-sum [0-9a-f]{64}\n", sealed)
     with pytest.raises(fsmw.StoreError, match="already exists"):
         master.begin_round(1)
+
+
+def test_begin_round_fills_shards_of_shard_size_inputs_in_the_order_they_are_written(tmp_path):
+    class Five(NoTasks):
+        def create_input_files(self):
+            for name in "edcba":
+                self.create_input_file(name, name)
+
+    master = Five(tmp_path / "store", progress=False, shard_size=2)
+    master.store.check(create=True)
+    assert master.begin_round() == 1
+    rd = master.store.round_dir(1)
+    assert sorted(p.name for p in rd.iterdir()) == ["SEALED", "shard-000000", "shard-000001", "shard-000002"]
+    shards = [sorted(p.name for p in (rd / f"shard-{i:06d}").iterdir()) for i in range(3)]
+    assert shards == [["d.in", "e.in"], ["b.in", "c.in"], ["a.in"]]
+    assert master.store.marker(1, "SEALED").read_text().startswith("tasks: 5\n")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True, "3"])
+def test_shard_size_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="shard_size must be a positive integer"):
+        fsmw.Options(shard_size=bad)
 
 
 def test_a_bad_tmp_folder_is_refused_when_the_worker_is_made(tmp_path):

@@ -69,7 +69,7 @@ class Squarer(fsmw.Worker):
 def test_master_and_worker_reach_the_store_only_through_their_file_system(tmp_path):
     root = tmp_path / "store"
     fs = Marked()
-    master = Squares(root, fs=fs, progress=False)
+    master = Squares(root, fs=fs, progress=False, shard_size=3)  # two shards: the walk over them too
     worker = Squarer(root, 1, fs=fs)
     _watch["root"], _watch["escaped"] = str(root), []
     try:
@@ -80,5 +80,7 @@ def test_master_and_worker_reach_the_store_only_through_their_file_system(tmp_pa
         assert master.step() is True
     finally:
         _watch["root"] = None
-    assert sorted(p.name for p in (root / "round-000001").glob("*.out")) == [f"t{i}.out" for i in range(4)]
+    outputs = sorted(str(p.relative_to(root / "round-000001")) for p in root.glob("round-000001/*/*.out"))
+    assert outputs == ["shard-000000/t0.out", "shard-000000/t1.out", "shard-000000/t2.out",
+                       "shard-000001/t3.out"]
     assert _watch["escaped"] == []
