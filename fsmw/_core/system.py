@@ -17,16 +17,11 @@ objects replaces everything the protocol does to the machine.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import functools
 import os
 import random
-import secrets
-import socket
-import subprocess
 import threading
 import time
 from typing import Callable, List, Optional, Union
@@ -43,6 +38,18 @@ LOCK_EX_NB = fcntl.LOCK_EX | fcntl.LOCK_NB
 LOCK_SH_NB = fcntl.LOCK_SH | fcntl.LOCK_NB
 W_OK_X_OK = os.W_OK | os.X_OK
 GONE = frozenset((errno.ENOENT, errno.ESTALE))  # the file is gone for us (ESTALE: NFS)
+
+
+# ctypes, secrets, socket and subprocess are imported where they are used: the keeper
+# process imports this module, and its start-up is paid by every worker (tens of ms).
+def _hostname() -> str:
+    import socket
+    return socket.gethostname()
+
+
+def _random_hex(nbytes: int) -> str:
+    import secrets
+    return secrets.token_hex(nbytes)
 
 
 class FileSystem:
@@ -76,8 +83,8 @@ class FileSystem:
     getpid = staticmethod(os.getpid)
     getuid = staticmethod(os.getuid)
     lockf = staticmethod(fcntl.lockf)
-    hostname = staticmethod(socket.gethostname)
-    random_hex = staticmethod(secrets.token_hex)  # unique names: a simulation draws them seeded
+    hostname = staticmethod(_hostname)
+    random_hex = staticmethod(_random_hex)  # unique names: a simulation draws them seeded
 
     @staticmethod
     def realpath(path: str) -> str:
@@ -121,6 +128,8 @@ class FileSystem:
 @functools.lru_cache(maxsize=1)
 def _libc_syncfs() -> Optional[Callable[[int], int]]:
     """libc's syncfs, looked up once (find_library may run ``ldconfig``)."""
+    import ctypes
+    import ctypes.util
     name = ctypes.util.find_library("c")
     return getattr(ctypes.CDLL(name, use_errno=True), "syncfs", None) if name else None
 
@@ -164,6 +173,7 @@ class Clock:
     @staticmethod
     def run_helper(argv: List[str], timeout: float = 30.0) -> Optional[str]:
         """Run a helper command (the seam for helper processes); its stdout, or None if it failed."""
+        import subprocess
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
         except (OSError, subprocess.SubprocessError):

@@ -56,7 +56,8 @@ def test_inputs_written_on_threads_fill_the_same_shards_and_seal_the_same_digest
     store = tmp_path / "store"
     master = Eleven(store, shard_size=4, progress=False)
     master.store.check(create=True)
-    tasks = create_inputs(master.store.round(1), master._yield_inputs, 4, False, master.log, parallel=parallel)
+    tasks = create_inputs(master.store.round(1), master._yield_inputs, 4, False, master.log,
+                          parallel=parallel)
     assert len(tasks) == 11
     shards = [sorted(p.name for p in tasks_dir(store, 1, i).iterdir()) for i in range(3)]
     assert shards == [[f"t{i:02d}.in" for i in range(0, 4)], [f"t{i:02d}.in" for i in range(4, 8)],
