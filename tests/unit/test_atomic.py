@@ -71,3 +71,55 @@ def test_link_reported_existing_but_made_by_us_counts_as_won(tmp_path):
 
     assert _atomic.write_new(tmp_path / "x.out", b"mine", fs=Retransmitting()) is True
     assert (tmp_path / "x.out").read_bytes() == b"mine"
+
+
+class Counting(FileSystem):
+    """The real file system, counting the calls publish makes."""
+
+    def __init__(self, noreplace=True):
+        self.calls = []
+        self.noreplace_ok = noreplace
+
+    def rename_noreplace(self, src, dst):
+        self.calls.append("rename_noreplace")
+        return FileSystem.rename_noreplace(src, dst)
+
+    def link(self, src, dst):
+        self.calls.append("link")
+        return os.link(src, dst)
+
+    def unlink(self, path):
+        self.calls.append("unlink")
+        return os.unlink(path)
+
+
+def test_a_local_publish_is_one_rename_that_never_clobbers(tmp_path):
+    fs = Counting()
+    first = _atomic.write_temp(tmp_path, b"first", fs=fs)
+    second = _atomic.write_temp(tmp_path, b"second", fs=fs)
+    assert _atomic.publish(first, tmp_path / "t.out", fs, local=True)
+    assert fs.calls == ["rename_noreplace"]  # no link, no unlink
+    assert not _atomic.publish(second, tmp_path / "t.out", fs, local=True)
+    assert (tmp_path / "t.out").read_bytes() == b"first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.out"]  # both temps gone
+
+
+def test_where_rename_noreplace_is_missing_publish_links_from_then_on(tmp_path):
+    class Without(Counting):
+        def rename_noreplace(self, src, dst):
+            self.calls.append("rename_noreplace")
+            raise OSError(22, "Invalid argument")  # what NFS and old kernels answer
+
+    fs = Without()
+    for name in ("a", "b"):
+        assert _atomic.publish(_atomic.write_temp(tmp_path, b"x", fs=fs), tmp_path / f"{name}.out", fs,
+                               local=True)
+    assert fs.calls == ["rename_noreplace", "link", "unlink", "link", "unlink"]
+    assert not fs.noreplace_ok
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.out", "b.out"]
+
+
+def test_a_shared_publish_links_and_never_renames(tmp_path):
+    fs = Counting()
+    assert _atomic.publish(_atomic.write_temp(tmp_path, b"x", fs=fs), tmp_path / "t.out", fs)
+    assert fs.calls == ["link", "unlink"]
