@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import fsmw
 from support.clock import FakeClock
-from support.stores import Squarer, make_round
+from support.stores import Squarer, make_round, round_dir, tasks_dir
 
 
 def claims(store):
-    return sorted(p.name for p in store.round_dir(1).glob("*.claim.*"))
+    return sorted(p.name for p in tasks_dir(store.root).glob("*.claim.*"))
 
 
 def test_a_closed_round_gets_no_new_task_within_a_second(tmp_path):
@@ -19,7 +19,7 @@ def test_a_closed_round_gets_no_new_task_within_a_second(tmp_path):
     store.round(1).close("stopped from outside", "test")
     clock.advance(1.0)
     assert worker.step() is fsmw.StepResult.IDLE  # left the round: no newer round, no STOP
-    assert len(claims(store)) == 1 and len(list(store.round_dir(1).glob("*.out"))) == 1
+    assert len(claims(store)) == 1 and len(list(tasks_dir(store.root).glob("*.out"))) == 1
 
 
 def test_stop_ends_a_worker_in_an_open_round_whose_master_is_gone(tmp_path):
@@ -40,27 +40,29 @@ def test_a_result_that_arrives_after_the_round_closed_is_a_dup_never_an_out(tmp_
         def process_file(self, input_path, output_path):
             super().process_file(input_path, output_path)
             # The master closes the round (stopped from outside) while this task runs.
-            self.ended = store.round(1).close("stopped from outside", "master m/1")[1]
+            shards = store.round(1).close("stopped from outside", "master m/1")
+            self.ended = [task for _, _, ended in shards for task in ended]
 
     worker = Late(tmp_path, 1, clock=FakeClock())
     assert worker.step() is fsmw.StepResult.WORKED
     assert worker.ended == ["a"]
-    names = sorted(p.name for p in store.round_dir(1).iterdir() if not p.name.startswith("."))
+    names = sorted(p.name for p in tasks_dir(store.root).iterdir() if not p.name.startswith("."))
     assert "a.out" not in names and [n for n in names if n.startswith("a.dup.")]
-    record = (store.round_dir(1) / "a.err.1").read_text()
+    record = (tasks_dir(store.root) / "a.err.1").read_text()
     assert "the round was closed while attempt 1 ran" in record and "broken_by: master m/1" in record
-    assert "broken_by: master m/1" in (store.round_dir(1) / "a.claim.1").read_text()  # fenced
+    assert "broken_by: master m/1" in (tasks_dir(store.root) / "a.claim.1").read_text()  # fenced
 
 
 def test_closing_a_round_leaves_finished_and_ended_attempts_alone(tmp_path):
     store = make_round(tmp_path, {"a": 1, "b": 2})
     for name, data in (("a.claim.1", b"host: h\n"), ("a.out", b"1"), ("b.claim.1", b"host: h\n"),
                        ("b.err.1", b"error: boom\n")):
-        (store.round_dir(1) / name).write_bytes(data)
-    view, ended = store.round(1).close("next: STOP", "master m/1")
-    assert ended == [] and view.closed
-    assert (store.round_dir(1) / "a.claim.1").read_bytes() == b"host: h\n"
-    assert (store.round_dir(1) / "b.err.1").read_bytes() == b"error: boom\n"
+        (tasks_dir(store.root) / name).write_bytes(data)
+    ((shard, temps, ended),) = store.round(1).close("next: STOP", "master m/1")
+    assert shard.index == 0 and temps == [] and ended == []
+    assert (round_dir(tmp_path) / "CLOSED").read_text() == "next: STOP\n"
+    assert (tasks_dir(store.root) / "a.claim.1").read_bytes() == b"host: h\n"
+    assert (tasks_dir(store.root) / "b.err.1").read_bytes() == b"error: boom\n"
 
 
 def test_two_workers_in_one_process_never_take_each_others_live_claims(tmp_path):
@@ -81,5 +83,5 @@ def test_two_workers_in_one_process_never_take_each_others_live_claims(tmp_path)
     busy = Busy(tmp_path, 1, **options)
     assert busy.step() is fsmw.StepResult.WORKED
     assert busy.seen == [fsmw.StepResult.WORKED, fsmw.StepResult.IDLE]
-    assert not list(store.round_dir(1).glob("*.err.*"))  # nothing was broken
-    assert sorted(p.name for p in store.round_dir(1).glob("*.out")) == ["a.out", "b.out"]
+    assert not list(tasks_dir(store.root).glob("*.err.*"))  # nothing was broken
+    assert sorted(p.name for p in tasks_dir(store.root).glob("*.out")) == ["a.out", "b.out"]

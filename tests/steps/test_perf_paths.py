@@ -13,7 +13,7 @@ from fsmw._core.journal import FLUSH_SECS, Journal
 from fsmw._core.rounddir import RoundDir
 from fsmw._core.system import FileSystem
 from support.clock import FakeClock
-from support.stores import Squarer, make_round
+from support.stores import Squarer, foreign_claim, make_round
 
 MOUNTINFO = """\
 22 1 253:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
@@ -122,9 +122,10 @@ class Counting(FileSystem):
 
 
 def test_an_idle_pass_is_one_listing_and_a_look_for_stop_and_closed_once_a_second(tmp_path):
-    make_round(tmp_path / "store", {})
+    store = make_round(tmp_path / "store", {"a": 1})  # sealed: no shard will be added
+    foreign_claim(store, "a")  # another worker runs the one task
     fs, clock = Counting(), FakeClock()
-    worker = Squarer(tmp_path / "store", 1, fs=fs, clock=clock)
+    worker = Squarer(tmp_path / "store", 1, fs=fs, clock=clock, lockfile_timeout_threshold=0)
     assert worker.step() is StepResult.IDLE  # entered the round: nothing to do
     fs.on = True
     for _ in range(3):
@@ -132,28 +133,28 @@ def test_an_idle_pass_is_one_listing_and_a_look_for_stop_and_closed_once_a_secon
         assert worker.step() is StepResult.IDLE
     assert fs.calls == ["listdir"] * 3
     fs.calls.clear()
-    clock.advance(0.2)  # a second since the last look: STOP and CLOSED, one lstat each
+    clock.advance(0.2)  # a second since the last look: STOP, CLOSED (and REQUEUED), one lstat each
     assert worker.step() is StepResult.IDLE
-    assert fs.calls == ["lstat", "lstat", "listdir"]
+    assert fs.calls == ["lstat", "lstat", "lstat", "listdir"]
 
 
 def test_journal_lines_are_written_at_once_after_a_quiet_spell_and_batched_in_bursts(tmp_path):
     clock = FakeClock(100.0)
     journal = Journal({"worker_id": 1, "host": "h", "pid": 2, "job_id": None}, clock=clock)
-    round_dir = RoundDir(str(tmp_path), 1, FileSystem())
+    shard = RoundDir(str(tmp_path), 1, FileSystem()).shard(0)  # its journal goes in the round directory
 
     def lines():
         found = [n for n in os.listdir(tmp_path) if n.startswith(".journal.")]
         return (tmp_path / found[0]).read_text().splitlines() if found else []
 
-    journal.record(round_dir, "a", 1, "claim", "published", 1.0, 2.0)
+    journal.record(shard, "a", 1, "claim", "published", 1.0, 2.0)
     assert len(lines()) == 1  # nothing written for a while: at once
     clock.advance(FLUSH_SECS / 10)
-    journal.record(round_dir, "b", 1, "claim", "published", 2.0, 3.0)
+    journal.record(shard, "b", 1, "claim", "published", 2.0, 3.0)
     assert len(lines()) == 1  # a burst: held back
     clock.advance(FLUSH_SECS)
-    journal.record(round_dir, "c", 1, "claim", "failed", 3.0, 4.0)
+    journal.record(shard, "c", 1, "claim", "failed", 3.0, 4.0)
     assert [line.split(",")[0] for line in lines()] == ['{"task":"a"', '{"task":"b"', '{"task":"c"']
-    journal.record(round_dir, "d", 2, "break", "published", 4.0, 5.0)
+    journal.record(shard, "d", 2, "break", "published", 4.0, 5.0)
     journal.close()
     assert len(lines()) == 4

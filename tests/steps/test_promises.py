@@ -16,7 +16,7 @@ import pytest
 import fsmw
 from fsmw._core.system import FileSystem
 from support.clock import FakeClock
-from support.stores import Squarer, make_round
+from support.stores import Squarer, make_round, tasks_dir
 
 
 class Squares(fsmw.Master):
@@ -41,7 +41,7 @@ def test_a_worker_waits_for_the_store_to_appear(tmp_path):
 
     worker = Squarer(store, 1, clock=FakeClock(on_sleep=master_starts_late), worker_max_idle_secs=60)
     assert worker.run() is fsmw.ExitCode.STOPPED
-    assert sorted(p.name for p in master.store.round_dir(1).glob("*.out")) == ["t0.out", "t1.out", "t2.out"]
+    assert sorted(p.name for p in tasks_dir(store).glob("*.out")) == ["t0.out", "t1.out", "t2.out"]
 
 
 def test_a_store_that_never_appears_is_exit_code_1_naming_it(tmp_path, caplog):
@@ -70,7 +70,7 @@ def test_store_errors_are_retried_and_the_work_gets_done(tmp_path):
     fs = FlakyListings()
 
     def stop_when_done(secs):
-        if len(list(master.store.round_dir(1).glob("*.out"))) == 3:
+        if len(list(tasks_dir(master.store.root).glob("*.out"))) == 3:
             master.store.write_stop({"role": "test"})
             master.store.round(1).write_marker("CLOSED", "next: STOP\n")
 
@@ -97,7 +97,8 @@ def test_a_journal_that_cannot_be_written_fails_no_task(tmp_path):
     while worker.step() is fsmw.StepResult.WORKED:
         pass
     assert master.step() is True
-    assert not list(master.store.round_dir(1).glob("*.err.*"))
+    assert len(list(tasks_dir(master.store.root).glob("*.out"))) == 3
+    assert not list(tasks_dir(master.store.root).glob("*.err.*"))
     assert not list(master.store.round_dir(1).glob(".journal.*"))
 
 
@@ -107,7 +108,7 @@ def test_the_master_removes_temps_it_has_seen_for_a_lease_when_the_round_closes(
     class Planting(Squares):
         def create_input_files(self):
             super().create_input_files()
-            planted["dead"] = self.store.round_dir(self.round) / ".tmp.gone.1.deadbeef0"
+            planted["dead"] = tasks_dir(self.store.root, self.round) / ".tmp.gone.1.deadbeef0"
             planted["dead"].write_bytes(b"a writer that died")
 
     clock = FakeClock()
@@ -165,12 +166,12 @@ def test_sys_exit_in_process_file_records_the_attempt_frees_the_task_and_ends_th
     with pytest.raises(SystemExit) as exited:
         Quitter(master.store.root, 1, clock=FakeClock()).run()
     assert exited.value.code == 7
-    round_dir = master.store.round(1)
-    (record,) = [n for n in round_dir.listing() if ".err." in n]
-    assert b"error: SystemExit: 7" in round_dir.read(record)
-    view = round_dir.scan()
+    shard = master.store.round(1).shard(0)
+    (record,) = [n for n in shard.listing() if ".err." in n]
+    assert b"error: SystemExit: 7" in shard.read(record)
+    view = shard.scan()
     assert view.running() == {} and sorted(view.pending()) == ["t0", "t1", "t2"]  # free for others
-    assert not [n for n in round_dir.listing() if n.startswith(".worker.")]  # the token is gone
+    assert not [n for n in shard.listing() if n.startswith(".worker.")]  # the token is gone
 
 
 class NoRecords(FileSystem):
@@ -201,7 +202,7 @@ def test_a_failure_that_cannot_be_recorded_gives_the_task_back_at_once(tmp_path)
     worker = Failing(tmp_path, 1, clock=FakeClock(), fs=NoRecords())
     with pytest.raises(OSError, match="No space left"):
         worker.step()
-    view = store.round(1).scan()
+    view = store.round(1).shard(0).scan()
     assert view.claims == {} and view.pending() == ["a"]  # no live claim is left behind
 
 

@@ -6,14 +6,14 @@ import os
 
 import fsmw
 from support.clock import FakeClock
-from support.stores import Squarer, make_round
+from support.stores import Squarer, make_round, tasks_dir
 
 LEASE = 8.0
 
 
 def dead_claim(store, task, pid):
     """A claim whose holder died: it names its holder and its heartbeat never moves again."""
-    (store.round_dir(1) / f"{task}.claim.1").write_bytes(f"host: elsewhere\npid: {pid}\n".encode())
+    (tasks_dir(store.root) / f"{task}.claim.1").write_bytes(f"host: elsewhere\npid: {pid}\n".encode())
 
 
 def test_all_stale_claims_of_a_listing_are_broken_in_one_pass_and_the_others_given_back(tmp_path):
@@ -23,7 +23,7 @@ def test_all_stale_claims_of_a_listing_are_broken_in_one_pass_and_the_others_giv
     clock = FakeClock()
     judge = Squarer(tmp_path, 1, clock=clock, lease_secs=LEASE, process_secs=100 * LEASE)  # no backups
     assert judge.step() is fsmw.StepResult.WORKED  # d, and the first sight of the three claims
-    rd = store.round_dir(1)
+    rd = tasks_dir(store.root)
     while not (rd / "a.err.1").exists() and clock.secs < 3 * LEASE:
         clock.advance(LEASE / 4)
         judge.step()

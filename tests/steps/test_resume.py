@@ -16,7 +16,7 @@ from fsmw._core.system import FileSystem
 from fsmw import RoundMismatch
 from fsmw._master.sinks import SHOWN
 from support.clock import FakeClock
-from support.stores import Squarer, make_round, round_dir
+from support.stores import Squarer, make_round, round_dir, tasks_dir
 
 
 class Crash(Exception):
@@ -69,11 +69,22 @@ def stepping(root):
 
 
 def files(directory, pattern="*"):
-    """{name: (inode, mtime_ns, bytes)} of the files in ``directory``: what a rewrite would change."""
+    """{name: (inode, mtime_ns, bytes)} of the files in ``directory``: what a rewrite would change
+    (a directory, a shard's, is (inode, None, None))."""
     found = {}
     for path in sorted(directory.glob(pattern)):
         st = path.stat()
-        found[path.name] = (st.st_ino, st.st_mtime_ns, path.read_bytes())
+        found[path.name] = (st.st_ino, None, None) if path.is_dir() else \
+            (st.st_ino, st.st_mtime_ns, path.read_bytes())
+    return found
+
+
+def round_files(root, number=1, pattern="*"):
+    """files() of round ``number``'s own directory and of each of its shards (as ``shard-.../name``)."""
+    top = round_dir(root, number)
+    found = files(top, pattern)
+    for shard in sorted(top.glob("shard-*")):
+        found.update({f"{shard.name}/{name}": facts for name, facts in files(shard, pattern).items()})
     return found
 
 
@@ -86,13 +97,14 @@ def crashed_waiting(root, tasks=TASKS, **options):
 
 def test_resume_with_every_task_pending_rewrites_nothing(tmp_path):
     crashed_waiting(tmp_path)
-    inputs = files(round_dir(tmp_path), "*.in")
+    inputs = files(tasks_dir(tmp_path), "*.in")
+    assert len(inputs) == 4
     sealed = files(round_dir(tmp_path), "SEALED")
     restarted = Tasks(tmp_path, TASKS, clock=stepping(tmp_path))
     summary = restarted.run()
     assert (summary.done, summary.rounds, restarted.created) == (4, 1, [1])
     assert restarted.seen == [(1, SQUARES)]
-    assert files(round_dir(tmp_path), "*.in") == inputs and files(round_dir(tmp_path), "SEALED") == sealed
+    assert files(tasks_dir(tmp_path), "*.in") == inputs and files(round_dir(tmp_path), "SEALED") == sealed
     assert not round_dir(tmp_path, 2).exists()
     assert (round_dir(tmp_path) / "CLOSED").read_text() == "next: STOP\n"
 
@@ -101,17 +113,17 @@ def test_resume_with_part_finished_reruns_nothing(tmp_path):
     crashed_waiting(tmp_path)
     early = worker(tmp_path, FakeClock())
     assert [early.step(), early.step()] == [fsmw.StepResult.WORKED] * 2  # two tasks done before the restart
-    finished = files(round_dir(tmp_path), "*.out")
-    claims = files(round_dir(tmp_path), "*.claim.*")
+    finished = files(tasks_dir(tmp_path), "*.out")
+    claims = files(tasks_dir(tmp_path), "*.claim.*")
     assert len(finished) == 2 and len(claims) == 2
     restarted = Tasks(tmp_path, TASKS, clock=stepping(tmp_path))
     assert restarted.run().done == 4 and restarted.seen == [(1, SQUARES)]
-    after = files(round_dir(tmp_path), "*.out")
+    after = files(tasks_dir(tmp_path), "*.out")
     assert {name: after[name] for name in finished} == finished  # the same files, untouched
     finished_tasks = [name[:-len(".out")] for name in finished]
-    assert sorted(n for n in os.listdir(round_dir(tmp_path)) if n.split(".")[0] in finished_tasks
+    assert sorted(n for n in os.listdir(tasks_dir(tmp_path)) if n.split(".")[0] in finished_tasks
                   and ".claim." in n) == sorted(claims)  # no new claim on a finished task
-    assert not list(round_dir(tmp_path).glob("*.dup.*")) and not list(round_dir(tmp_path).glob("*.err.*"))
+    assert not list(tasks_dir(tmp_path).glob("*.dup.*")) and not list(tasks_dir(tmp_path).glob("*.err.*"))
 
 
 def test_the_digest_path_reads_no_input(tmp_path):
@@ -135,27 +147,29 @@ def test_the_digest_path_reads_no_input(tmp_path):
 def test_a_master_that_died_writing_inputs_is_resumed_and_the_round_sealed(tmp_path):
     with pytest.raises(Crash):
         Tasks(tmp_path, TASKS, crash_after=2).run()
-    assert sorted(os.listdir(round_dir(tmp_path))) == ["a.in", "b.in"]  # not sealed
+    assert sorted(os.listdir(round_dir(tmp_path))) == ["shard-000000"]  # not sealed
+    assert sorted(os.listdir(tasks_dir(tmp_path))) == ["a.in", "b.in"]
     assert worker(tmp_path, FakeClock()).step() is fsmw.StepResult.WORKED  # workers start meanwhile
-    before = files(round_dir(tmp_path), "[ab].*")
+    before = files(tasks_dir(tmp_path), "[ab].*")
     restarted = Tasks(tmp_path, TASKS, clock=stepping(tmp_path))
     assert restarted.run().done == 4 and restarted.seen == [(1, SQUARES)]
-    assert {n: v for n, v in files(round_dir(tmp_path), "[ab].*").items() if n in before} == before
+    assert {n: v for n, v in files(tasks_dir(tmp_path), "[ab].*").items() if n in before} == before
     fresh = Tasks(tmp_path / "fresh", TASKS)
     fresh.store.check(create=True)
     fresh.begin_round()
     sealed = (round_dir(tmp_path) / "SEALED").read_text()
     assert sealed == (round_dir(tmp_path / "fresh") / "SEALED").read_text()  # tasks: 4 and the same digest
-    assert not [n for n in os.listdir(round_dir(tmp_path)) if n.startswith(".tmp.")]
+    assert not [n for n in os.listdir(round_dir(tmp_path)) + os.listdir(tasks_dir(tmp_path))
+                if n.startswith(".tmp.")]
 
 
 def test_a_differing_restart_after_dying_mid_write_writes_nothing(tmp_path):
     with pytest.raises(Crash):
         Tasks(tmp_path, TASKS, crash_after=2).run()
-    before = files(round_dir(tmp_path), ".*") | files(round_dir(tmp_path))
+    before = round_files(tmp_path, pattern=".*") | round_files(tmp_path)
     with pytest.raises(RoundMismatch, match=r"other input bytes: b \(1 bytes in the store, 2 now\)"):
         Tasks(tmp_path, dict(TASKS, b=20)).run()
-    assert files(round_dir(tmp_path), ".*") | files(round_dir(tmp_path)) == before  # no temp, no input
+    assert round_files(tmp_path, pattern=".*") | round_files(tmp_path) == before  # no temp, no input
 
 
 @pytest.mark.parametrize("changed, message", [
@@ -168,13 +182,13 @@ def test_different_tasks_fail_with_the_difference_and_leave_the_store_alone(tmp_
     crashed_waiting(tmp_path)
     early = worker(tmp_path, FakeClock())
     assert early.step() is fsmw.StepResult.WORKED
-    before = files(round_dir(tmp_path), ".*") | files(round_dir(tmp_path))
+    before = round_files(tmp_path, pattern=".*") | round_files(tmp_path)
     with pytest.raises(fsmw.StoreError, match=message) as caught:
         Tasks(tmp_path, changed).run()
     assert isinstance(caught.value, RoundMismatch)
     assert "round-000001 was left open by an earlier master" in str(caught.value)
     assert "Nothing was changed" in str(caught.value) and "abandon_open_round" in str(caught.value)
-    assert files(round_dir(tmp_path), ".*") | files(round_dir(tmp_path)) == before
+    assert round_files(tmp_path, pattern=".*") | round_files(tmp_path) == before
     assert sorted(p.name for p in tmp_path.glob("round-*")) == ["round-000001"]
     assert not (tmp_path / "STOP").exists()
 
@@ -199,7 +213,7 @@ def test_abandon_open_round_closes_it_and_starts_a_new_round(tmp_path):
     restarted = Tasks(tmp_path, {"e": 5}, clock=stepping(tmp_path), abandon_open_round=True)
     assert restarted.run().done == 1 and restarted.seen == [(2, {"e": "25"})]
     assert (round_dir(tmp_path) / "CLOSED").read_text() == "abandoned; next: round-000002\n"
-    assert not list(round_dir(tmp_path).glob("*.out"))  # the abandoned round was not worked on
+    assert not list(tasks_dir(tmp_path).glob("*.out"))  # the abandoned round was not worked on
 
 
 def test_an_exception_in_process_output_files_leaves_the_round_resumable(tmp_path):
@@ -208,12 +222,13 @@ def test_an_exception_in_process_output_files_leaves_the_round_resumable(tmp_pat
         first.run()
     assert first.seen == [(1, SQUARES)]
     assert not (round_dir(tmp_path) / "CLOSED").exists() and not (tmp_path / "STOP").exists()
-    outputs, claims = files(round_dir(tmp_path), "*.out"), files(round_dir(tmp_path), "*.claim.*")
+    outputs, claims = files(tasks_dir(tmp_path), "*.out"), files(tasks_dir(tmp_path), "*.claim.*")
+    assert len(outputs) == 4
     restarted = Tasks(tmp_path, TASKS, clock=FakeClock(on_sleep=crash))  # no worker, and it never waits
     summary = restarted.run()
     assert restarted.seen == [(1, SQUARES)] and summary.done == 4 and summary.rounds == 1
-    assert files(round_dir(tmp_path), "*.out") == outputs  # nothing was run again
-    assert files(round_dir(tmp_path), "*.claim.*") == claims
+    assert files(tasks_dir(tmp_path), "*.out") == outputs  # nothing was run again
+    assert files(tasks_dir(tmp_path), "*.claim.*") == claims
     assert (round_dir(tmp_path) / "CLOSED").read_text() == "next: STOP\n" and (tmp_path / "STOP").exists()
 
 
@@ -225,12 +240,13 @@ def test_a_restart_in_round_two_resumes_round_two_and_leaves_round_one(tmp_path)
     with pytest.raises(Crash):
         first.run()
     assert first.seen == [(1, SQUARES)]
-    round_one = files(round_dir(tmp_path))
+    round_one = round_files(tmp_path)
+    assert len([name for name in round_one if name.endswith(".out")]) == 4
     assert round_one["CLOSED"][2] == b"next: round-000002\n"
     restarted = Tasks(tmp_path, TASKS, rounds=2, clock=stepping(tmp_path))
     summary = restarted.run()
     assert restarted.created == [2] and restarted.seen == [(2, SQUARES)] and summary.rounds == 1
-    assert files(round_dir(tmp_path)) == round_one
+    assert round_files(tmp_path) == round_one
     assert sorted(p.name for p in tmp_path.glob("round-*")) == ["round-000001", "round-000002"]
 
 

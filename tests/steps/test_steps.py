@@ -8,10 +8,11 @@ import pytest
 import fsmw
 from fsmw import StepResult, StoreError, TaskNameError
 from fsmw._core.atomic import write_replace
+from fsmw._core.pacing import Pace
 from fsmw._worker.claimer import Claimer
 from fsmw._worker.pending import PendingTasks
 from support.clock import FakeClock
-from support.stores import Squarer, foreign_claim, listing, make_round
+from support.stores import Squarer, foreign_claim, listing, make_round, round_dir, tasks_dir
 
 
 @pytest.fixture
@@ -28,7 +29,9 @@ def test_step_claims_runs_and_publishes_one_task(tmp_path, clock):
     store = make_round(tmp_path, {"a": 3})
     assert worker(tmp_path, clock).step() is StepResult.WORKED
     assert store.task_file(1, "a", "out").read_text() == "9"
-    assert listing(store) == ["SEALED", "a.claim.1", "a.in", "a.out"]  # the claim stays as a record
+    assert listing(store) == ["a.claim.1", "a.in", "a.out"]  # the claim stays as a record
+    assert sorted(n for n in os.listdir(round_dir(tmp_path)) if not n.startswith(".journal.")) == \
+        ["SEALED", "shard-000000"]
     (journal,) = [n for n in os.listdir(store.round_dir(1)) if n.startswith(".journal.")]
     line = json.loads((store.round_dir(1) / journal).read_text())
     assert (line["task"], line["attempt"], line["kind"], line["outcome"]) == ("a", 1, "claim", "published")
@@ -69,7 +72,7 @@ def test_busy_worker_redoes_a_dead_claim_before_pending_work(tmp_path, clock):
     assert w.step() is StepResult.WORKED
     assert store.task_file(1, "dead", "out").read_text() == "1"
     assert "broken_by" in stale.read_text()
-    assert len([n for n in os.listdir(store.round_dir(1)) if n.endswith(".out")]) == 2
+    assert len([n for n in os.listdir(tasks_dir(tmp_path)) if n.endswith(".out")]) == 2
 
 
 def test_a_claim_being_broken_is_not_broken_again_by_a_second_judge(tmp_path, clock):
@@ -83,15 +86,15 @@ def test_a_claim_being_broken_is_not_broken_again_by_a_second_judge(tmp_path, cl
     foreign_claim(store, "t", gen=2)
     write_replace(store.task_file(1, "t", "err", 1), b"error: lease expired\n")
     assert second_judge.step() is StepResult.IDLE
-    assert sorted(os.listdir(store.round_dir(1))) == ["SEALED", "t.claim.1", "t.claim.2",
-                                                       "t.err.1", "t.in"]
+    assert listing(store) == ["t.claim.1", "t.claim.2", "t.err.1", "t.in"]
+    assert sorted(os.listdir(round_dir(tmp_path))) == ["SEALED", "shard-000000"]
 
 
 def test_a_generation_used_since_the_listing_is_skipped(tmp_path, clock):
     store = make_round(tmp_path, {"t": 1})
-    round_dir = store.round(1)
-    pending = PendingTasks(round_dir, clock, pace=0.0, reuse_secs=5.0, max_attempts=3)
-    claimer = Claimer(round_dir, {"host": "here", "worker_id": 1}, clock)
+    shard = store.round(1).shard(0)
+    pending = PendingTasks(shard, clock, pace=Pace(0.0, clock.now), reuse_secs=5.0, max_attempts=3)
+    claimer = Claimer(shard, {"host": "here", "worker_id": 1}, clock)
     pending.begin_pass()  # lists: no claim and no error, so t is pending at generation 1
     # Attempt 1 came and went: its claim stays, with its error record.
     foreign_claim(store, "t", gen=1)
@@ -100,7 +103,7 @@ def test_a_generation_used_since_the_listing_is_skipped(tmp_path, clock):
     assert view.next_gen("t") == 1
     claim = pending.next_claim(claimer)  # generation 1 is lost, a new listing shows why
     assert claim is not None and (claim.task, claim.gen) == ("t", 2)
-    assert listing(store) == ["SEALED", "t.claim.1", "t.claim.2", "t.err.1", "t.in"]
+    assert listing(store) == ["t.claim.1", "t.claim.2", "t.err.1", "t.in"]
     assert store.task_file(1, "t", "claim", 1).read_text().startswith("host: elsewhere")
     claim.release()
     claimer.close()
@@ -145,7 +148,7 @@ def test_failing_task_is_retried_then_marked_failed(tmp_path, clock):
     w.fail = (7,)
     for _ in range(5):
         w.step()
-    errors = sorted(n for n in os.listdir(store.round_dir(1)) if ".err." in n)
+    errors = sorted(n for n in os.listdir(tasks_dir(tmp_path)) if ".err." in n)
     assert errors == ["bad.err.1", "bad.err.2"]
     record = store.task_file(1, "bad", "err", 1).read_text()
     for line in ("task: bad", "attempt: 1", "worker_id: 1", "host: ", "duration_secs: ",
@@ -171,11 +174,11 @@ def test_result_of_a_round_closed_meanwhile_is_discarded_as_late(tmp_path, clock
             output_path.write_text("late")
             # Meanwhile the master closes the round and sweeps its temp files.
             output_path.unlink()
-            write_replace(input_path.parent / "CLOSED", b"next: STOP\n")
+            write_replace(input_path.parent.parent / "CLOSED", b"next: STOP\n")  # round-k/shard-j/
 
-    store = make_round(tmp_path, {"a": 1})
+    make_round(tmp_path, {"a": 1})
     assert Late(tmp_path, clock=clock).step() is StepResult.WORKED
-    names = os.listdir(store.round_dir(1))
+    names = os.listdir(tasks_dir(tmp_path))
     assert not [n for n in names if ".err." in n or n.endswith(".out")]
     assert len([n for n in names if ".dup." in n]) == 1
 
@@ -189,9 +192,9 @@ def test_holder_whose_claim_was_broken_never_publishes(tmp_path, clock):
             claim.unlink()
             (input_path.parent / "a.claim.2").write_text("host: elsewhere\n")
 
-    store = make_round(tmp_path, {"a": 1})
+    make_round(tmp_path, {"a": 1})
     assert Hung(tmp_path, clock=clock).step() is StepResult.WORKED
-    names = sorted(os.listdir(store.round_dir(1)))
+    names = sorted(os.listdir(tasks_dir(tmp_path)))
     assert "a.out" not in names and "a.claim.2" in names
     assert len([n for n in names if ".dup." in n]) == 1
     assert not [n for n in names if n.startswith(".tmp.")]
@@ -223,6 +226,7 @@ def test_foreign_files_are_ignored(tmp_path, clock):
     store = make_round(tmp_path, {"a": 2})
     for name in ("notes.txt", "a.in.bak", "x.claim.y", ".nfs0001"):
         (store.round_dir(1) / name).write_text("junk")
+        (tasks_dir(tmp_path) / name).write_text("junk")
     (tmp_path / "README").write_text("junk")
     w = worker(tmp_path, clock)
     assert w.step() is StepResult.WORKED
@@ -274,7 +278,7 @@ def test_a_master_told_to_abandon_sends_workers_of_the_open_round_onward(tmp_pat
     summary = m.run()
     assert summary.done == 1 and m.round == 2
     assert (tmp_path / "round-000001" / "CLOSED").read_text().startswith("abandoned")
-    assert (tmp_path / "round-000002" / "new.out").read_text() == "36"
+    assert (tasks_dir(tmp_path, 2) / "new.out").read_text() == "36"
 
 
 def test_master_refuses_missing_parent_and_finished_store(tmp_path):
