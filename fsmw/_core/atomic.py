@@ -27,7 +27,8 @@ import weakref
 from typing import Optional
 
 from .layout import TEMP_PREFIX, private_name, safe_host
-from .system import GONE, O_CREATE_NEW, O_READ, REAL_FS, FileSystem, PathLike, at_fork, token_hex
+from .system import (GONE, NOREPLACE_MISSING, O_CREATE_NEW, O_READ, REAL_FS, FileSystem, PathLike, at_fork,
+                     token_hex)
 
 
 class _Unique:
@@ -106,12 +107,26 @@ def write_new(final: PathLike, data: bytes, fsync: bool = True, fs: FileSystem =
     return publish(write_temp(parent_dir(final), data, fsync, fs), final, fs)
 
 
-def publish(tmp: PathLike, final: PathLike, fs: FileSystem = REAL_FS) -> bool:
+def publish(tmp: PathLike, final: PathLike, fs: FileSystem = REAL_FS, local: bool = False) -> bool:
     """Give the complete temp file ``tmp`` the name ``final`` without clobbering.
 
     The temp is removed in every case.  Returns True if ``final`` is now this
-    file, False if another file already had the name.
+    file, False if another file already had the name.  On a ``local`` file
+    system this is one ``rename`` with ``RENAME_NOREPLACE`` where the kernel
+    has it (atomic there by the kernel's word); on a shared one, and
+    wherever that is missing, ``link`` then ``unlink``.
     """
+    if local and getattr(fs, "noreplace_ok", False):
+        try:
+            fs.rename_noreplace(tmp, final)
+            return True
+        except FileExistsError:
+            unlink_quietly(tmp, fs)
+            return False
+        except OSError as exc:
+            if exc.errno not in NOREPLACE_MISSING:
+                raise
+            fs.noreplace_ok = False  # this kernel or file system lacks it: link from now on
     try:
         fs.link(tmp, final)
         won = True

@@ -45,6 +45,7 @@ _NUMBERED = frozenset((CLAIM, ERR))
 # Room kept for the longest suffix fsmw appends (".claim.<gen>", ".dup.<hex>").
 SUFFIX_ROOM = 24
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 class Entry(NamedTuple):
@@ -159,7 +160,7 @@ def _name_problem(name: str, name_max: int) -> Optional[str]:
         return "it is empty"
     if "/" in name or "\0" in name:
         return "it contains '/' or NUL"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if _CONTROL.search(name):
         return "it contains a control character"
     if name.startswith("."):
         return "it starts with '.' (reserved for fsmw's temp files; '.' and '..' are directories)"

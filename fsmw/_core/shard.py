@@ -99,9 +99,9 @@ class Shard:
     def temp(self, data: bytes, fsync: bool) -> str:
         return write_temp(self.path, data, fsync, self.fs)
 
-    def publish_output(self, tmp: str, task: str) -> bool:
+    def publish_output(self, tmp: str, task: str, local: bool = False) -> bool:
         """Publish the complete temp ``tmp`` as ``<task>.out`` unless one exists."""
-        return publish(tmp, self.file(task, names.OUT), self.fs)
+        return publish(tmp, self.file(task, names.OUT), self.fs, local)
 
     def write_duplicate(self, task: str, facts: Mapping[str, object]) -> None:
         write_new(self.join(names.dup_name(task, token_hex(fs=self.fs))), format_record(facts), fs=self.fs)

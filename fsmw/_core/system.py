@@ -61,6 +61,7 @@ class FileSystem:
     """
 
     locks_ok = True
+    noreplace_ok = True  # False once rename_noreplace said the kernel or file system lacks it
 
     open = staticmethod(os.open)
     close = staticmethod(os.close)
@@ -83,6 +84,18 @@ class FileSystem:
     getpid = staticmethod(os.getpid)
     getuid = staticmethod(os.getuid)
     lockf = staticmethod(fcntl.lockf)
+    @staticmethod
+    def rename_noreplace(src: PathLike, dst: PathLike) -> None:
+        """``rename`` that fails (FileExistsError) rather than replace ``dst``: Linux's
+        ``renameat2(RENAME_NOREPLACE)``, one atomic call where ``link`` + ``unlink`` are two.
+        OSError EINVAL or ENOSYS where the kernel, libc or file system lacks it."""
+        call = _libc_renameat2()
+        if call is None:
+            raise OSError(errno.ENOSYS, "renameat2 is not available", str(src))
+        if call(AT_FDCWD, os.fsencode(src), AT_FDCWD, os.fsencode(dst), RENAME_NOREPLACE) != 0:
+            code = _last_errno()
+            raise OSError(code, os.strerror(code), str(src), None, str(dst))
+
     hostname = staticmethod(_hostname)
     random_hex = staticmethod(_random_hex)  # unique names: a simulation draws them seeded
 
@@ -123,6 +136,27 @@ class FileSystem:
                 os.sync()
         finally:
             os.close(fd)
+
+
+AT_FDCWD = -100
+RENAME_NOREPLACE = 1
+NOREPLACE_MISSING = frozenset((errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP))
+
+
+@functools.lru_cache(maxsize=1)
+def _libc_renameat2() -> Optional[Callable[..., int]]:
+    """libc's renameat2 (glibc 2.28 and later), looked up once; None if missing."""
+    import ctypes
+    call = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if call is not None:
+        call.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+        call.restype = ctypes.c_int
+    return call
+
+
+def _last_errno() -> int:
+    import ctypes
+    return ctypes.get_errno()
 
 
 @functools.lru_cache(maxsize=1)

@@ -197,7 +197,7 @@ class Attempt:
             unlink_quietly(store_tmp, round_dir.fs)
             return self._discard(round_dir, claim, "the round was closed")
         try:
-            won = round_dir.publish_output(store_tmp, claim.task)
+            won = round_dir.publish_output(store_tmp, claim.task, local=not self._shared)
         except FileNotFoundError:
             return self._output_gone(round_dir, claim, out_tmp)
         if won:
