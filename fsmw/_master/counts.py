@@ -44,7 +44,8 @@ class RoundCounts:
         self._log = log
         self._counts: Dict[int, ShardCount] = {}
         self.finished: Set[int] = set()
-        self.temps: List[str] = []  # "<shard>/<temp name>" of the shards listed at the last poll
+        self.temps: List[str] = []  # "<shard>/<temp name>": the last poll's, and finished shards' last
+        self._finished_temps: List[str] = []  # seen when their shard finished (it is not listed again)
 
     @property
     def done(self) -> int:
@@ -61,7 +62,7 @@ class RoundCounts:
             sealed: every input is written (so the last shard is full too).
         """
         indices = self.round.shards()
-        self.temps = []
+        self.temps = list(self._finished_temps)
         for position, index in enumerate(indices):
             if index in self.finished:
                 continue
@@ -77,9 +78,11 @@ class RoundCounts:
         count = ShardCount(len(inputs), len(inputs & view.outputs),
                            len((inputs & view.failed) - view.outputs) if view.failed else 0)
         self._counts[shard.index] = count
+        temps = [f"{shard.index}/{name}" for name in view.temps]
+        self.temps += temps
         if full and count.done == count.inputs:
             self.finished.add(shard.index)
-        self.temps += [f"{shard.index}/{name}" for name in view.temps]
+            self._finished_temps += temps  # a dead writer's temp there is still removed at close
 
     def _mark_poisoned(self, shard: Shard, view: RoundView) -> None:
         for task in shard.mark_poisoned(view, self._limit):

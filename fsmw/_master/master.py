@@ -141,9 +141,9 @@ class Master:
                              number, why, names.round_name(self.round))
             self._close_round(number, f"{why}next: {names.round_name(self.round)}")
         while self._finish_round():
-            previous, finished = self.round, frozenset(self._counts.finished)
+            previous, counts = self.round, self._counts
             self.begin_round(previous + 1)
-            self._close_round(previous, "next: " + names.round_name(self.round), finished)
+            self._close_round(previous, "next: " + names.round_name(self.round), counts)
         # Count again: late results of earlier rounds are discarded as they arrive.
         self._summary.duplicates = sum(self.store.duplicates(n) for n in self._rounds_run)
         self._summary.wall_secs = self._clock.now() - started
@@ -170,7 +170,7 @@ class Master:
             self.log.warning("%s; returning without the round's remaining results", exc)
             self._summary.stopped = True
             self._tally()
-            self._close_round(self.round, "stopped from outside", frozenset(self._counts.finished))
+            self._close_round(self.round, "stopped from outside", self._counts)
             return False
         if not self._fsync:
             sync_file_system(self._round_dir.path, self.store.fs)  # see _core.fsinfo: once per round
@@ -178,7 +178,7 @@ class Master:
         again = self.process_output_files(outputs)
         if not again:
             self.store.write_stop(self._facts)
-            self._close_round(self.round, "next: STOP", frozenset(self._counts.finished))
+            self._close_round(self.round, "next: STOP", self._counts)
         return bool(again)
 
     def begin_round(self, number: Optional[int] = None) -> int:
@@ -276,16 +276,18 @@ class Master:
         self.log.warning("store error, will retry: %s", exc)
         return since
 
-    def _close_round(self, number: int, text: str, finished: "frozenset[int]" = frozenset()) -> None:
-        """Close round ``number``; the shards in ``finished`` (every task has its output) are
-        not listed again."""
+    def _close_round(self, number: int, text: str, counts: Optional[RoundCounts] = None) -> None:
+        """Close round ``number``; the shards its ``counts`` saw finished (every task has its
+        output) are not listed again, and their temps are the ones those counts remember."""
+        finished = frozenset(counts.finished) if counts is not None else frozenset()
         closed_by = f"master {self._facts['host']}/{self._facts['pid']}"
-        shards = self.store.round(number).close(text, closed_by, skip=finished)
-        temps = [(shard, name) for shard, names_, _ in shards for name in names_]
-        dead = set(self._temps.dead(f"{shard.index}/{name}" for shard, name in temps))
-        for shard, name in temps:
-            if f"{shard.index}/{name}" in dead:
-                shard.unlink(name)
+        round_dir = self.store.round(number)
+        shards = round_dir.close(text, closed_by, skip=finished)
+        temps = [f"{shard.index}/{name}" for shard, names_, _ in shards for name in names_]
+        temps += [t for t in counts.temps if int(t.partition("/")[0]) in finished] if counts else []
+        for temp in self._temps.dead(temps):  # seen for a lease: their writers are dead
+            index, _, name = temp.partition("/")
+            round_dir.shard(int(index)).unlink(name)
         for _, _, ended in shards:
             for task in ended:
                 self.log.info("round %d closed while task %s ran: its result will be discarded",

@@ -40,7 +40,7 @@ from typing import Any, Deque, Iterable, List, Mapping, Optional, Tuple
 from .._core import layout as names
 from .._core.claims import Claim, holder_gone
 from .._core.lease import LeaseJudge, Observation
-from .._core.shard import Shard
+from .._core.shard import Shard, given_back_on_error
 from .._core.view import RoundView
 from .._options import Options
 from .claimer import Claimer
@@ -104,12 +104,18 @@ class Recovery:
         """
         seen: List[str] = []
         result: Optional[Tuple[Shard, Claim]] = None
-        for view, claimer in shards:
-            for task in claimer.shard.mark_poisoned(view, self._options.max_attempts):
-                self._log.error("task %s failed %d times; marked failed", task, len(view.errors[task]))
-            found = self._judge_claims(view, claimer, backups, seen, result is not None)
-            if result is None and found is not None:
-                result = (claimer.shard, found)
+        try:
+            for view, claimer in shards:
+                for task in claimer.shard.mark_poisoned(view, self._options.max_attempts):
+                    self._log.error("task %s failed %d times; marked failed", task, len(view.errors[task]))
+                found = self._judge_claims(view, claimer, backups, seen, result is not None)
+                if result is None and found is not None:
+                    result = (claimer.shard, found)
+        except BaseException:
+            # A later shard failed (EIO...): the claim already won is given back, not left
+            # live and run by nobody until a judge breaks it a lease later.
+            with given_back_on_error(result[1] if result is not None else None):
+                raise
         self._judge.forget_except(seen)
         return result
 

@@ -3,7 +3,8 @@
 Protocol (see ``_core.rounddir`` for the layout):
   * the worker lists the round's own directory (its shards, ``SEALED``,
     ``CLOSED``) when it enters the round and again, paced, when it has no
-    shard left to look at;
+    shard left to look at, until the round is sealed (then no shard can
+    appear; ``CLOSED`` is looked at once a second, see ``worker``);
   * it works in one shard at a time (``pending``: one listing of that shard,
     reused while it yields tasks), starting with the lowest one it has not
     seen finished; when a shard has nothing left to start it moves on to
@@ -14,9 +15,9 @@ Protocol (see ``_core.rounddir`` for the layout):
     round is sealed) and each of its inputs has an output or a failure
     mark; it is never listed again, unless ``REQUEUED`` changes (``fsmw
     requeue``), which makes every shard unfinished again;
-  * judging (``recovery``) looks at the shards up to the current one that
-    are not finished, one listing each: shards after it hold no claims of
-    workers that are not also past this one;
+  * judging (``recovery``) looks at the unfinished shards up to the
+    furthest one the worker has entered, one listing each: shards after it
+    hold no claims of workers that are not also past it;
   * the worker has one claim token per shard it claimed in, and closes the
     tokens of other shards when it moves (no task of its runs then).
 
@@ -27,6 +28,7 @@ one listing of the round and one of a shard.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple
 
@@ -41,6 +43,8 @@ from .._core.view import RoundView
 from .claimer import Claimer
 from .pending import PendingTasks
 from .recovery import Recovery
+
+log = logging.getLogger("fsmw.worker")
 
 
 class RoundWork:
@@ -58,6 +62,7 @@ class RoundWork:
         self._finished: Set[int] = set()
         self._claimers: Dict[int, Claimer] = {}
         self._current: Optional[PendingTasks] = None
+        self._furthest = -1  # the highest shard this worker has entered (wrapping goes back)
         self._requeued: Optional[Tuple[int, int]] = None
         self._round_listed = False  # during this pass
 
@@ -129,7 +134,7 @@ class RoundWork:
         """The unfinished shard after ``after`` (listing the round again, once a pass, when
         there is none), else the lowest unfinished one; None if every shard is finished."""
         ahead = self._open_after(after)
-        if ahead is None and not self._round_listed and self._pace.due():
+        if ahead is None and not self._round_listed and not self.sealed and self._pace.due():
             self.list_round()
             self._round_listed = True
             ahead = self._open_after(after)
@@ -144,6 +149,7 @@ class RoundWork:
     def _enter(self, index: int) -> None:
         for other in [i for i in self._claimers if i != index]:
             self._claimers.pop(other).close()  # no task of ours runs between passes
+        self._furthest = max(self._furthest, index)
         self._current = PendingTasks(self.round.shard(index), self._clock, self._pace, self._reuse_secs,
                                      self._max_attempts, self._wake)
 
@@ -158,7 +164,8 @@ class RoundWork:
 
     # -- judging ------------------------------------------------------------------
     def to_judge(self) -> Iterator[Tuple[Shard, RoundView]]:
-        """Each unfinished shard up to the current one, with a fresh listing of it.
+        """Each unfinished shard up to the furthest one this worker has entered (it may have
+        wrapped back since), with a fresh listing of it.
 
         A shard this listing shows finished is noted, and not listed again:
         a worker leaves a shard while others still run its last tasks, so
@@ -166,15 +173,19 @@ class RoundWork:
         """
         if self._current is None:
             return
-        upto = self._current.shard.index
+        current, upto = self._current.shard.index, self._furthest
         for index in self._known:
             if index > upto or index in self._finished:
                 continue
-            if index == upto:
+            if index == current:
                 yield self._current.shard, self._current.view
                 continue
             shard = self.round.shard(index)
-            view = shard.scan()
+            try:
+                view = shard.scan()
+            except OSError as exc:  # EIO, ESTALE...: this shard is judged at a later pass
+                log.debug("cannot list %s to judge its claims: %s", shard.path, exc)
+                continue
             if self._is_finished(index, view):
                 self._finished.add(index)
                 continue
@@ -190,9 +201,8 @@ class RoundWork:
         return recovery.find(((view, self.claimer(shard)) for shard, view in shards), backups)
 
     def is_last(self) -> bool:
-        """Is the current shard the last one of a sealed round (nothing after it to start)?"""
-        return self.sealed and self._current is not None and bool(self._known) \
-            and self._current.shard.index == self._known[-1]
+        """Has this worker reached the last shard of a sealed round (nothing after it to start)?"""
+        return self.sealed and bool(self._known) and self._furthest == self._known[-1]
 
     def close(self) -> None:
         """Leave the round: the tokens' names go, their claims stay."""

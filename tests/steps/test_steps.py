@@ -219,6 +219,7 @@ def test_worker_follows_closed_rounds_and_stops_on_stop(tmp_path, clock):
     assert not store.task_file(1, "a", "out").exists()
     write_replace(store.marker(2, "CLOSED"), b"next: STOP\n")
     write_replace(store.stop_file, b"")
+    clock.advance(1.0)  # a worker looks for STOP and CLOSED once a second
     assert w.step() is StepResult.STOP
 
 
@@ -273,7 +274,7 @@ def test_a_master_told_to_abandon_sends_workers_of_the_open_round_onward(tmp_pat
         def create_input_files(self):
             self.create_input_file("new", "6")
 
-    m = Once(tmp_path, clock=FakeClock(on_sleep=lambda secs: w.step()),  # the worker steps meanwhile
+    m = Once(tmp_path, clock=FakeClock(on_sleep=lambda secs: (clock.advance(secs), w.step())),  # meanwhile
              abandon_open_round=True)  # its tasks differ: resuming would fail (see test_resume.py)
     summary = m.run()
     assert summary.done == 1 and m.round == 2

@@ -20,20 +20,20 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from fsmw._core import claims, lease, rounddir
+from fsmw._core import claims, lease, shard
 from fsmw._worker import recovery
 
 
-def _clobbering_publish(tmp: Any, final: Any, fs: Any) -> bool:
+def _clobbering_publish(tmp: Any, final: Any, fs: Any, local: bool = False) -> bool:
     fs.rename(tmp, final)
     return True
 
 
 MUTATIONS: Dict[str, List[Tuple[Any, str, Any]]] = {
     "no-fencing": [(claims.Claim, "still_mine", lambda self, fresh=False: True)],
-    "clobber-publish": [(rounddir, "publish", _clobbering_publish)],
+    "clobber-publish": [(shard, "publish", _clobbering_publish)],
     "deaf-judge": [(lease, "heartbeat_key", lambda st: (st.st_ino, 0, 0))],
-    "no-recovery": [(recovery.Recovery, "_judge_claims", lambda self, view, claimer: None)],
+    "no-recovery": [(recovery.Recovery, "_judge_claims", lambda self, view, claimer, *rest: None)],
 }
 
 
