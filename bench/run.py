@@ -83,11 +83,38 @@ def empty_trash() -> None:
     for trash in _trash.values():
         shutil.rmtree(trash, ignore_errors=True)
     _trash.clear()
+    for path in _mounts.values():  # big_tmpfs's mount
+        subprocess.run(["umount", path], check=False)
+        shutil.rmtree(path, ignore_errors=True)
+    _mounts.clear()
+
+
+def big_tmpfs(n: int) -> Optional[str]:
+    """A tmpfs of its own for a run of ``n`` tasks that /dev/shm has too few inodes for.
+
+    A task costs about three inodes on tmpfs (input, output, and a hard link
+    counts as one there), and /dev/shm has about three million on this VM.
+    As root, one tmpfs with room for 5n inodes is mounted for the benchmark
+    (unmounted by ``empty_trash``); otherwise None (the run uses /dev/shm).
+    """
+    free = os.statvfs(FILESYSTEMS["shm"]).f_ffree
+    if free >= 4 * n or os.geteuid() != 0:
+        return None
+    if "big" not in _mounts:
+        path = tempfile.mkdtemp(prefix="fsmw-bench-tmpfs-")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=16g,nr_inodes={5 * n},mode=0700", "tmpfs",
+                        path], check=True)
+        _mounts["big"] = path
+    return _mounts["big"]
+
+
+_mounts: Dict[str, str] = {}
 
 
 def run_one(system: str, fs: str, n: int, mode: str, timeout: float,
             strace_file: Optional[str] = None) -> dict:
-    base = tempfile.mkdtemp(prefix=f"fsmw-bench-{system}-", dir=FILESYSTEMS[fs])
+    parent = (big_tmpfs(n) if fs == "shm" else None) or FILESYSTEMS[fs]
+    base = tempfile.mkdtemp(prefix=f"fsmw-bench-{system}-", dir=parent)
     script, *extra = SYSTEMS[system]
     argv = [PY, os.path.join(HERE, "systems", script), "master", base, str(n), "--mode", mode, *extra]
     if strace_file:

@@ -520,3 +520,38 @@ def test_the_master_removes_dead_temps_of_a_shard_that_finished_long_before_the_
     assert clock.secs >= 3 * LEASE  # shard 0 was finished for more than two leases
     assert not master.store.task_file(1, ORDER[-1], "err", 1).exists()  # the held claim was not broken
     assert not planted["dead"].exists() and planted["young"].exists()
+
+
+class Listings(fsmw._core.system.FileSystem):
+    """The real file system, recording the directories listed."""
+
+    def __init__(self):
+        self.listed = []
+
+    def listdir(self, path):
+        self.listed.append(os.path.basename(str(path)))
+        return os.listdir(path)
+
+
+def test_a_master_poll_lists_the_unfinished_shards_up_to_the_first_untouched_one(tmp_path):
+    from fsmw._master.counts import RoundCounts
+    tasks = {f"t{i}": i for i in range(9)}  # three full shards
+    store = sharded_round(tmp_path, tasks)
+    fs = Listings()
+    counts = RoundCounts(fsmw.Store(tmp_path, fs).round(1), 3, log=None)
+    counts.poll(sealed=True)
+    assert fs.listed == ["round-000001", "shard-000000"]  # shard 0 untouched: the rest are too
+    for task in ("t0", "t1", "t2"):  # shard 0 done, shard 1 has one output
+        write_replace(store.task_file(1, task, "out"), b"x")
+    write_replace(store.task_file(1, "t3", "out"), b"x")
+    fs.listed.clear()
+    counts.poll(sealed=True)
+    assert fs.listed == ["round-000001", "shard-000000", "shard-000001", "shard-000002"]
+    assert (counts.done, counts.finished) == (4, {0})
+    fs.listed.clear()
+    counts.poll(sealed=True)  # a finished shard is never listed again
+    assert fs.listed == ["round-000001", "shard-000001", "shard-000002"]
+    for task in tasks:
+        write_replace(store.task_file(1, task, "out"), b"x")
+    counts.poll(sealed=True)
+    assert (counts.done, counts.failed, counts.finished) == (9, 0, {0, 1, 2})
