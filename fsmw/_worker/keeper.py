@@ -75,6 +75,7 @@ class Keeper:
         self._fd = -1
         self._holding = False
         self._failed = False
+        self._where = ("", "")  # (a claim's directory, "<round> <shard>" for the keeper's lines)
 
     @classmethod
     def for_worker(cls, options: Options, store_root: Path, facts: Mapping[str, object], signals: bool,
@@ -101,9 +102,11 @@ class Keeper:
                 self._holding = False
                 self._send(b"d\n", None)
             return
-        round_number, shard = _round_and_shard(claim.path)
+        where = claim.path.rpartition("/")[0]
+        if where != self._where[0]:  # a new shard: parse its path once, not per task
+            self._where = (where, "%d %d" % _round_and_shard(claim.path))
         since = time.monotonic()
-        line = f"h {round_number} {shard} {claim.gen} {claim.ino} {since:.3f} {claim.task}\n".encode()
+        line = f"h {self._where[1]} {claim.gen} {claim.ino} {since:.3f} {claim.task}\n".encode()
         self._holding = True
         self._send(line, claim)
 
