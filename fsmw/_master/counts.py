@@ -19,11 +19,12 @@ poll, since ``fsmw requeue`` may reopen them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
+from .._core import layout as names
 from .._core.rounddir import RoundDir
 from .._core.shard import Shard
-from .._core.view import RoundView
+from .._core.view import RoundView, scan_names
 
 
 @dataclass
@@ -67,10 +68,14 @@ class RoundCounts:
             if index in self.finished:
                 continue
             shard = self.round.shard(index)
-            view = shard.scan()
-            self._mark_poisoned(shard, view)
+            entries = shard.listing()
+            view, claimed = quick_scan(entries)
+            if view is None:  # error records: a full parse, and tasks at the limit marked failed
+                view = scan_names(entries)
+                claimed = bool(view.claims or view.errors)
+                self._mark_poisoned(shard, view)
             self._count(shard, view, full=sealed or position < len(indices) - 1)
-            if not (view.claims or view.outputs or view.errors or view.failed):
+            if not (claimed or view.outputs or view.failed):
                 break  # untouched: so are the shards after it (workers take shards in order)
 
     def _count(self, shard: Shard, view: RoundView, full: bool) -> None:
@@ -99,3 +104,31 @@ class RoundCounts:
                 for task in sorted((view.inputs & view.failed) - view.outputs):
                     found.append((task, shard.last_error(task, view.errors.get(task, []))))
         return found
+
+
+def quick_scan(entries: List[str]) -> Tuple[Optional[RoundView], bool]:
+    """(inputs, outputs, failure marks and temps by their suffixes alone; whether any claim
+    is there), or (None, False) if the shard holds error records, which need a full parse.
+
+    A poll of a busy shard then costs two or three suffix tests per name, not a parse.
+    """
+    view, claimed = RoundView(), False
+    for name in entries:
+        if name.startswith("."):
+            if name.startswith(names.TEMP_PREFIX):
+                view.temps.append(name)
+        elif name.endswith(_IN):
+            view.inputs.add(name[:-_IN_LEN])
+        elif name.endswith(_OUT):
+            view.outputs.add(name[:-_OUT_LEN])
+        elif ".err." in name:
+            return None, False
+        elif name.endswith(_FAILED):
+            view.failed.add(name[:-_FAILED_LEN])
+        elif ".claim." in name:
+            claimed = True
+    return view, claimed
+
+
+_IN, _OUT, _FAILED = "." + names.IN, "." + names.OUT, "." + names.FAILED
+_IN_LEN, _OUT_LEN, _FAILED_LEN = len(_IN), len(_OUT), len(_FAILED)

@@ -119,3 +119,17 @@ def test_closing_a_round_ends_live_attempts_in_every_shard_but_the_skipped(tmp_p
     assert not (tmp_path / "round-000001" / "shard-000000" / "a.err.1").exists()  # a has its result
     assert not (tmp_path / "round-000001" / "shard-000002" / "e.err.1").exists()  # skipped
     assert round_dir.shard(1).round_closed() and round_dir.shard(2).round_closed()
+
+
+def test_the_masters_quick_count_agrees_with_a_full_parse_or_asks_for_one():
+    from fsmw._core.view import scan_names
+    from fsmw._master.counts import quick_scan
+    entries = ["a.in", "a.out", "a.claim.1", "b.in", "b.claim.1", ".tmp.vm.1.ab0", ".worker.vm.1.ab",
+               ".journal.vm.1.ab", "c.in", "c.failed", "c.claim.3", "d.in", "d.dup.0abc", "x.in.bak",
+               "notes.txt", "e.claim.1.requeued", ".hidden.in", "f.g.in", "f.g.out"]
+    quick, claimed = quick_scan(entries)
+    full = scan_names(entries)
+    assert (quick.inputs, quick.outputs, quick.failed, quick.temps) == \
+        (full.inputs, full.outputs, full.failed, full.temps)
+    assert claimed and not quick_scan(["a.in", "a.out"])[1]
+    assert quick_scan(entries + ["c.err.2"]) == (None, False)  # error records: parse it all
