@@ -24,8 +24,9 @@ knows which claim (the pipe delivers every line before its EOF).
 
 from __future__ import annotations
 
-import marshal
+import fcntl
 import logging
+import marshal
 import os
 import subprocess
 import sys
@@ -160,6 +161,7 @@ class Keeper:
         assert self._proc.stdin is not None
         self._fd = os.dup(self._proc.stdin.fileno())  # unbuffered writes; dup is close-on-exec
         self._proc.stdin.close()
+        _widen(self._fd)
         _ALIVE.add(self)
         self._log.debug("keeper process %d started in %.1f ms", self._proc.pid,
                         1e3 * (time.monotonic() - started))
@@ -187,3 +189,21 @@ def _round_and_shard(claim_path: str) -> Tuple[int, int]:
     if shard is None:
         return names.round_number(parts[-2]) or 0, LEGACY
     return names.round_number(parts[-3]) or 0, shard
+
+
+PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged process (pipe-max-size)
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+def _widen(fd: int) -> None:
+    """Give the keeper's pipe room for PIPE_BYTES (Linux; best effort).
+
+    The keeper reads its pipe in batches (``keeper_main.BATCH_SECS`` apart); a
+    worker running thousands of tasks a second writes about 50 KB meanwhile,
+    and a full 64 KiB pipe would stop it until the keeper reads (measured: 19 us
+    per task instead of 3).
+    """
+    try:
+        fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_BYTES)
+    except OSError:
+        pass

@@ -236,3 +236,20 @@ def test_a_keeper_killed_from_outside_is_reaped_and_replaced_at_the_next_message
         keeper.hold(None)
         keeper.close()
     assert any("is gone" in w for w in log.warnings)
+
+
+def test_the_keepers_pipe_holds_a_megabyte(held):
+    """Room for what a worker writes between two of the keeper's reads (docs/performance.md)."""
+    import fcntl
+    from fsmw._worker.keeper import PIPE_BYTES
+    store, rd, token, claim = held
+    keeper = keeper_for(store, Recorder(), Log())
+    try:
+        keeper.hold(claim)
+        size = fcntl.fcntl(keeper._fd, getattr(fcntl, "F_GETPIPE_SZ", 1032))
+        with open("/proc/sys/fs/pipe-max-size") as f:
+            allowed = int(f.read())
+        assert size >= min(PIPE_BYTES, allowed)
+    finally:
+        keeper.hold(None)
+        keeper.close()
