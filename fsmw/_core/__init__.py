@@ -2,23 +2,24 @@
 
 Data flow of one task (every arrow is a file-system call through ``system``)::
 
-    master                      round-k/ (RoundDir)                  worker
-    ------                      -------------------                  ------
-    create_input_file  --temp+rename-->  t.in
-    (all written)      --rename-->       SEALED
-                                         .worker.<me>   <--create--  Token (one per round)
+    master                      round-k/shard-i/ (Shard)             worker
+    ------                      ------------------------             ------
+    create_input_file  --temp+rename-->  t.in  (shard i+1 once shard i is full)
+    (all written)      --rename-->       ../SEALED (in round-k/, the RoundDir)
+                                         .worker.<me>   <--create--  Token (one per shard)
                                          t.claim.1      <--link----  Claimer.claim (EEXIST: lost)
                                          (mtime moves)  <--utime---  Heartbeat, every lease/5
-                                         t.out          <--link----  publish, if the claim is still ours
-    step(): one listing    -->  RoundView (outputs, failed, running...)
-    all done or failed     --rename-->   CLOSED (next round) / STOP (store root)
+                                         t.out          <--publish-  if the claim is still ours
+    step(): a listing per unfinished shard -->  RoundView (outputs, failed, running...)
+    all done or failed     --rename-->   ../CLOSED (next round) / STOP (store root)
 
 Modules, bottom up: ``system`` (the seams: file system, clock, threads),
 ``errors``, ``layout`` (every name), ``records`` (``key: value`` records),
 ``atomic`` (two-stage files), ``owner`` (who writes), ``view`` (a listing,
-parsed), ``claims`` (claims, fencing, fcntl witness), ``rounddir`` (a round's
-paths and records: failures and breaks have one home there), ``store`` (the
-store's paths and its one check), ``token``, ``lease`` (judging heartbeats
+parsed), ``claims`` (claims, fencing, fcntl witness), ``shard`` (a shard's
+paths and records: failures and breaks have one home there), ``rounddir``
+(a round's markers and shards), ``store`` (the store's paths and its one
+check), ``token``, ``lease`` (judging heartbeats
 on the judge's own clock), ``fsinfo`` (local or shared; the file system's
 clock), ``journal``, ``pacing``.
 
@@ -34,5 +35,5 @@ Invariants (each module's docstring says how it keeps its part):
   * the number of ``<task>.err.*`` records is the number of failed attempts,
     and ``<task>.failed`` appears only when it reaches ``max_attempts``;
   * a round's files live only in its own directory, so nothing late of round
-    k can satisfy round k+1.
+    k can satisfy round k+1; a task's files live only in its shard.
 """
