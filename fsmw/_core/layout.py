@@ -131,8 +131,10 @@ def shard_index(name: str) -> Optional[int]:
 def _numbered(name: str, prefix: str) -> Optional[int]:
     if not name.startswith(prefix):
         return None
-    digits = name[len(prefix):]
-    if len(digits) != 6 or not (digits.isdigit() and digits.isascii()):
+    digits = name[len(prefix):]  # at least 6 digits, no zero before a 7th (as the names are made)
+    if len(digits) < 6 or not (digits.isdigit() and digits.isascii()):
+        return None
+    if len(digits) > 6 and digits[0] == "0":
         return None
     return int(digits)
 

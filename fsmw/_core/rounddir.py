@@ -9,11 +9,13 @@ Layout of round k (names are spelled in ``layout``)::
     round-k/shard-000001/     the next ones, and so on (see ``shard``)
     round-k/.journal.*        the workers' attempt journals
 
-The master fills one shard at a time and makes shard i+1 only once shard i
-holds ``shard_size`` inputs, so a shard is *full* once a later one exists or
-the round is sealed, and a full shard whose tasks have all finished stays
-finished (only ``fsmw requeue`` reopens a task, and it says so in
-``REQUEUED``).  A round written by an fsmw from before shards (task files in
+The master fills one shard at a time and makes shard i+1 once shard i has
+been given ``shard_size`` inputs, so the shards' order is the inputs' order.
+A shard may still be filling after shard i+1 exists (inputs written on
+threads, or staged by a resumed master), so a shard counts as *finished*
+only once the round is sealed and each of its inputs has an output or a
+failure mark; it then stays finished (only ``fsmw requeue`` reopens a task,
+and it says so in ``REQUEUED``).  A round written by an fsmw from before shards (task files in
 the round directory itself) is read as one shard, :data:`~fsmw._core.shard.LEGACY`.
 
 Property: every listing the master, a worker or a tool makes is of one shard

@@ -69,6 +69,8 @@ class RoundCounts:
                 continue
             shard = self.round.shard(index)
             entries = shard.listing()
+            if not entries:  # ESTALE, or a shard just made: counted at a later poll, never finished
+                continue
             view, claimed = quick_scan(entries)
             if view is None:  # error records: a full parse, and tasks at the limit marked failed
                 view = scan_names(entries)
@@ -121,6 +123,8 @@ def quick_scan(entries: List[str]) -> Tuple[Optional[RoundView], bool]:
             view.inputs.add(name[:-_IN_LEN])
         elif name.endswith(_OUT):
             view.outputs.add(name[:-_OUT_LEN])
+        elif name.endswith(_SET_ASIDE):  # records fsmw requeue set aside: they no longer count
+            continue
         elif ".err." in name:
             return None, False
         elif name.endswith(_FAILED):
@@ -131,4 +135,5 @@ def quick_scan(entries: List[str]) -> Tuple[Optional[RoundView], bool]:
 
 
 _IN, _OUT, _FAILED = "." + names.IN, "." + names.OUT, "." + names.FAILED
+_SET_ASIDE = ".requeued"
 _IN_LEN, _OUT_LEN, _FAILED_LEN = len(_IN), len(_OUT), len(_FAILED)

@@ -2,7 +2,8 @@
 
 Property: :class:`Outputs` holds nothing per task: it lists one shard at a
 time as it is iterated, so handing a round of a million outputs to
-``process_output_files`` costs the memory of one shard's names.
+``process_output_files`` costs the memory of one shard's names; a shard it
+cannot list raises StoreError (after retries), never drops its outputs.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .._core import layout as names
+from .._core.claims import TRANSIENT, asked_again
+from .._core.errors import StoreError
 from .._core.rounddir import RoundDir
 from .._core.shard import Shard
 
@@ -36,7 +39,11 @@ class Outputs(Mapping[str, Path]):
         self._index: Optional[Dict[str, int]] = None
 
     def _shard_outputs(self, shard: Shard) -> List[str]:
-        listing = shard.listing()  # two suffix tests per name, not a full parse
+        try:  # a shard that exists: no error is "empty" here (an output left out would be lost)
+            listing = asked_again(shard.fs.listdir, shard.path, retry=TRANSIENT, tries=5)
+        except OSError as exc:
+            raise StoreError(f"cannot list {shard.path} to hand over its outputs: "
+                             f"{exc.strerror or exc}") from exc
         inputs = {name[:-IN_LEN] for name in listing if name.endswith(IN_SUFFIX)}
         found = sorted(task for task in (name[:-OUT_LEN] for name in listing if name.endswith(OUT_SUFFIX))
                        if task in inputs and not task.startswith("."))

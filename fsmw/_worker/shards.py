@@ -11,10 +11,10 @@ Protocol (see ``_core.rounddir`` for the layout):
     the next such shard, and after the last one it wraps around to the
     lowest, so tasks given back or failed in a shard it passed are found
     again; a pass that comes back to where it started claims nothing;
-  * a shard is *finished* once it is full (a later shard exists, or the
-    round is sealed) and each of its inputs has an output or a failure
-    mark; it is never listed again, unless ``REQUEUED`` changes (``fsmw
-    requeue``), which makes every shard unfinished again;
+  * a shard is *finished* once the round is sealed and each of the shard's
+    inputs has an output or a failure mark; it is never listed again, unless
+    ``REQUEUED`` changes (``fsmw requeue``), which makes every shard
+    unfinished again;
   * judging (``recovery``) looks at the unfinished shards up to the
     furthest one the worker has entered, one listing each: shards after it
     hold no claims of workers that are not also past it;
@@ -158,9 +158,13 @@ class RoundWork:
             self._finished.add(pending.shard.index)
 
     def _is_finished(self, index: int, view: RoundView) -> bool:
-        """Full (a later shard exists, or the round is sealed) and every input finished."""
-        full = self.sealed or (bool(self._known) and index != self._known[-1])
-        return full and bool(view.inputs) and view.remaining() == 0
+        """The round is sealed (every input is in place) and every input of the shard finished.
+
+        Not "a later shard exists": a resumed master stages an open shard's missing
+        inputs while it makes the next shards, and a master on a shared file system
+        writes inputs on threads, so a shard may still be filling then.
+        """
+        return self.sealed and bool(view.inputs) and view.remaining() == 0
 
     # -- judging ------------------------------------------------------------------
     def to_judge(self) -> Iterator[Tuple[Shard, RoundView]]:

@@ -8,6 +8,7 @@ master tests let the master write it.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
@@ -555,3 +556,77 @@ def test_a_master_poll_lists_the_unfinished_shards_up_to_the_first_untouched_one
         write_replace(store.task_file(1, task, "out"), b"x")
     counts.poll(sealed=True)
     assert (counts.done, counts.failed, counts.finished) == (9, 0, {0, 1, 2})
+
+
+class Stale(fsmw._core.system.FileSystem):
+    """The real file system, whose next ``stale`` listings of shard 1 fail with ESTALE (NFS)."""
+
+    stale = 0
+
+    def listdir(self, path):
+        if self.stale and str(path).endswith("shard-000001"):
+            self.stale -= 1
+            raise OSError(errno.ESTALE, "Stale file handle", str(path))
+        return os.listdir(path)
+
+
+def test_a_stale_listing_of_a_shard_never_makes_the_master_take_it_as_finished(tmp_path):
+    fs, clock = Stale(), stepping(tmp_path)
+    polls = []
+
+    def meanwhile(secs):
+        polls.append(secs)
+        if len(polls) == 1:
+            fs.stale = 1  # the master's next listing of shard 1 fails once
+        stepped(secs)
+
+    stepped, clock.on_sleep = clock.on_sleep, meanwhile
+    summary = Tasks(tmp_path, clock=clock, fs=fs, progress=False).run()  # ends, in under an hour
+    assert summary.done == 7 and fs.stale == 0
+
+
+def test_outputs_are_never_dropped_when_a_shard_listing_is_stale(tmp_path):
+    fs = Stale()
+
+    class Seeing(Tasks):
+        def process_output_files(self, outputs):
+            fs.stale = 2  # twice in a row: asked again, not taken as empty
+            self.got = list(outputs)
+            return False
+
+    master = Seeing(tmp_path, clock=stepping(tmp_path), fs=fs, progress=False)
+    master.run()
+    assert sorted(master.got) == sorted(TASKS) and fs.stale == 0
+
+
+def test_a_shard_that_cannot_be_listed_fails_the_hand_over_rather_than_drop_its_outputs(tmp_path):
+    fs = Stale()
+
+    class Seeing(Tasks):
+        def process_output_files(self, outputs):
+            fs.stale = 100
+            list(outputs)
+
+    with pytest.raises(StoreError, match="cannot list .*shard-000001 to hand over its outputs"):
+        Seeing(tmp_path, clock=stepping(tmp_path), fs=fs, progress=False).run()
+    assert not (round_dir(tmp_path) / "CLOSED").exists()  # left open: a restarted master resumes it
+
+
+def test_a_shard_still_filling_behind_a_newer_one_is_not_finished_before_the_round_is_sealed(tmp_path):
+    # A resumed master stages an open shard's missing inputs while it makes the next shard
+    # (and a master on a shared file system writes inputs on threads): shard 0 may get an
+    # input after shard 1 exists.
+    sharded_round(tmp_path, {"t0": 0, "t1": 1, "t3": 3}, size=2, sealed=False)
+    clock = FakeClock()
+    w = worker(tmp_path, clock)
+    while w.step() is StepResult.WORKED:
+        clock.advance(0.1)
+    assert outputs(tmp_path) == {"t0", "t1", "t3"}
+    write_replace(tasks_dir(tmp_path, 1, 0) / "t2.in", b"2")  # shard 0's late input
+    write_replace(round_dir(tmp_path) / "SEALED", b"tasks: 4\n")
+    for _ in range(20):
+        if "t2" in outputs(tmp_path):
+            break
+        w.step()
+        clock.advance(1.0)
+    assert outputs(tmp_path) == {"t0", "t1", "t2", "t3"}

@@ -63,3 +63,12 @@ def test_shard_names():
                 "round-000001", "x.in"):
         assert names.shard_index(bad) is None
     assert names.parse("shard-000001") is None  # a shard directory is no task's file
+
+
+def test_shard_and_round_numbers_past_six_digits_read_back():
+    from fsmw._core import layout
+    for index in (0, 7, 999_999, 1_000_000, 12_345_678):
+        assert layout.shard_index(layout.shard_name(index)) == index
+        assert layout.round_number(layout.round_name(index)) == index
+    for name in ("shard-12345", "shard-0000001", "shard-00000x", "shard-", "round-0123456"):
+        assert layout.shard_index(name) is None and layout.round_number(name) is None
