@@ -36,6 +36,7 @@ from .._core import layout as names
 from .._core.errors import StoreError, TaskNameError
 from .._core.fsinfo import fsync_wanted, is_local, sync_file_system
 from .._core.owner import owner_facts
+from .._core.paths import as_path
 from .._core.pacing import Backoff, Pace, Rate
 from .._core.store import Store
 from .._core.system import Clock, FileSystem, as_clock
@@ -117,7 +118,7 @@ class Master:
             raise TypeError(f"input data for task {name!r} must be bytes or str, not {type(data).__name__}")
         final = self._sink.put(name, data)  # written, or compared when resuming
         self._tasks.add(name)
-        return Path(final)
+        return as_path(final)
 
     # -- running ------------------------------------------------------------
     def run(self) -> Summary:

@@ -15,6 +15,7 @@ from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 from .._core import layout as names
 from .._core.claims import TRANSIENT, asked_again
 from .._core.errors import StoreError
+from .._core.paths import as_path
 from .._core.rounddir import RoundDir
 from .._core.shard import Shard
 
@@ -62,7 +63,7 @@ class Outputs(Mapping[str, Path]):
             if task not in self._index:
                 raise KeyError(task)
             shard = self._round.shard(self._index[task])
-        return Path(shard.file(task, names.OUT))
+        return as_path(shard.file(task, names.OUT))
 
     def __len__(self) -> int:
         return self._count

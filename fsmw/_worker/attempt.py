@@ -36,18 +36,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import traceback
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Union
 
 from .._core import layout as names
 from .._core.atomic import fsync_path, temp_path, unlink_quietly
 from .._core.claims import Claim
 from .._core.errors import FsmwError
+from .._core.paths import as_path
 from .._core.shard import Shard
 from .._core.system import O_READ, REAL_FS, Clock
 from .._options import Options
@@ -86,25 +86,6 @@ def scratch_dir(options: Options) -> Iterator[Optional[Path]]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-# Before Python 3.12, Path(str) parses every component of the path (about 1.5 us for
-# a store path), twice per task; a child of a cached directory Path is made without that.
-_CHILD = getattr(Path, "_make_child_relpath", None) if sys.version_info < (3, 12) else None
-_DIRS: Dict[str, Path] = {}
-
-
-def as_path(path: str) -> Path:
-    """``Path(path)``, made cheaply from a cached Path of its directory where that is faster."""
-    parent, slash, name = path.rpartition("/")
-    if _CHILD is None or not slash or not parent or not name:
-        return Path(path)
-    base = _DIRS.get(parent)
-    if base is None:
-        if len(_DIRS) >= 64:  # a few shards and the scratch directory at a time
-            _DIRS.clear()
-        base = _DIRS[parent] = Path(parent)
-    return _CHILD(base, name)  # type: ignore[no-any-return]
 
 
 def _copy_out(round_dir: Shard, source: str, local: str) -> None:

@@ -130,7 +130,7 @@ def test_a_shared_publish_links_and_never_renames(tmp_path):
 @pytest.mark.parametrize("text", ["/a/b/c.in", "/a/b/.tmp.x", "/x.in", "rel/y.in", "y.in", "/a//b/c",
                                   "/a/b/", "./z/t.out"])
 def test_the_paths_handed_to_process_file_are_the_paths_named(text):
-    from fsmw._worker.attempt import as_path
+    from fsmw._core.paths import as_path
     for _ in range(2):  # the second time from the cached directory
         made = as_path(text)
         assert made == Path(text) and str(made) == str(Path(text)) and type(made) is type(Path(text))
