@@ -18,10 +18,8 @@ from .._core.errors import StoreError
 from .._core.paths import as_path
 from .._core.rounddir import RoundDir
 from .._core.shard import Shard
-
-
-IN_SUFFIX, OUT_SUFFIX = "." + names.IN, "." + names.OUT
-IN_LEN, OUT_LEN = len(IN_SUFFIX), len(OUT_SUFFIX)
+from .._core.view import scan_names
+from .counts import quick_scan
 
 
 class Outputs(Mapping[str, Path]):
@@ -45,9 +43,8 @@ class Outputs(Mapping[str, Path]):
         except OSError as exc:
             raise StoreError(f"cannot list {shard.path} to hand over its outputs: "
                              f"{exc.strerror or exc}") from exc
-        inputs = {name[:-IN_LEN] for name in listing if name.endswith(IN_SUFFIX)}
-        found = sorted(task for task in (name[:-OUT_LEN] for name in listing if name.endswith(OUT_SUFFIX))
-                       if task in inputs and not task.startswith("."))
+        view = quick_scan(listing)[0] or scan_names(listing)  # suffix tests, unless records need a parse
+        found = sorted(view.inputs & view.outputs)
         self._last = (shard, frozenset(found))
         return found
 

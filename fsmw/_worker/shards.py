@@ -91,10 +91,6 @@ class RoundWork:
         return changed
 
     # -- claiming -----------------------------------------------------------------
-    @property
-    def current(self) -> Optional[PendingTasks]:
-        return self._current
-
     def claimer(self, shard: Shard) -> Claimer:
         found = self._claimers.get(shard.index)
         if found is None:

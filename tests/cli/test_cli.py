@@ -6,7 +6,6 @@ Covers normal, empty, mid-run and damaged stores; every command is run as
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,20 +14,8 @@ import sys
 import pytest
 
 from fsmw import ExitCode
-from support.procs import executions, fast_options, wait_for
+from support.procs import executions, fast_options, fsmw, status_json, wait_for
 from support.stores import names, round_dir, tasks_dir
-
-
-def fsmw(*args, timeout=60):
-    done = subprocess.run([sys.executable, "-m", "fsmw", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout)
-    return done.returncode, done.stdout, done.stderr
-
-
-def status_json(store):
-    code, out, err = fsmw("status", store, "--json")
-    assert code == 0, err
-    return json.loads(out)
 
 
 def test_status_of_a_run_in_progress(procs, tmp_path):

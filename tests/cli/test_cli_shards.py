@@ -12,31 +12,16 @@ in ``test_requeue_stale``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import subprocess
-import sys
 
 from fsmw.cli.repair import requeue_command
 from support.clock import FakeClock
-from support.procs import executions, fast_options, wait_for
+from support.procs import executions, fast_options, fsmw, status_json, wait_for
 from support.stores import foreign_claim, make_round, names, round_dir, tasks_dir
 
 SHARDED = dict(shard_size=3)
 BAR = re.compile(r'<g><title>([^<]*)</title>(.*?)</g>')
-
-
-def fsmw(*args, timeout=60):
-    done = subprocess.run([sys.executable, "-m", "fsmw", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout)
-    return done.returncode, done.stdout, done.stderr
-
-
-def status_json(store):
-    code, out, err = fsmw("status", store, "--json")
-    assert code == 0, err
-    return json.loads(out)
 
 
 def report_page(store, out):

@@ -216,3 +216,17 @@ def faketime_env(offset: str, fake_utime: bool = False) -> Dict[str, str]:
     if fake_utime:
         env["FAKE_UTIME"] = "1"
     return env
+
+
+def fsmw(*args, timeout=60):
+    """Run the ``fsmw`` command (``python -m fsmw ARGS``): (exit code, stdout, stderr)."""
+    done = subprocess.run([sys.executable, "-m", "fsmw", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+    return done.returncode, done.stdout, done.stderr
+
+
+def status_json(store):
+    """``fsmw status STORE --json``, parsed (it must succeed)."""
+    code, out, err = fsmw("status", store, "--json")
+    assert code == 0, err
+    return json.loads(out)

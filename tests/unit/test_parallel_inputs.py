@@ -11,7 +11,7 @@ from support.stores import round_dir, tasks_dir
 
 
 def test_finish_waits_for_every_write_and_the_queue_stays_bounded():
-    done, lock, peak = [], threading.Lock(), [0]
+    done, lock = [], threading.Lock()
     release = threading.Event()
     writes = ParallelWrites(threads=2)
 
@@ -22,13 +22,12 @@ def test_finish_waits_for_every_write_and_the_queue_stays_bounded():
 
     for i in range(8):  # the limit is 4 * 2: none of these waits
         writes.submit(write, i)
-    peak[0] = len(writes._queued)
+    assert len(writes._queued) == 8
     release.set()
     for i in range(8, 40):
         writes.submit(write, i)
         assert len(writes._queued) <= 8
     writes.finish()
-    assert peak[0] == 8
     assert sorted(done) == list(range(40))
 
 

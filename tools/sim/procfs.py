@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any, List
+from typing import Any, List, Tuple
 
 from .client import Client
 from .nfs import Inode, SimStat, _err
@@ -154,14 +154,18 @@ class ProcFS(Client):
             self.kernel.note(self.proc.name, "link", self.world.short(dst), "FAULT EEXIST after success")
             raise _err(errno.EEXIST, dst)
 
-    def unlink(self, path: Any) -> None:
-        path = str(path)
-        self._call("unlink", path, "w")
+    def _existing(self, op: str, path: str) -> Tuple[Any, str, str, Any]:
+        """The call ``op`` on ``path``, which must name something: (parent, its path, name, inode)."""
+        self._call(op, path, "w")
         parent, dir_path, name = self.server.parent(path)
         ino = parent.entries.get(name)  # type: ignore[union-attr]
         if ino is None:
             raise _err(errno.ENOENT, path)
-        inode = self.server.inodes[ino]
+        return parent, dir_path, name, self.server.inodes[ino]
+
+    def unlink(self, path: Any) -> None:
+        path = str(path)
+        parent, dir_path, name, inode = self._existing("unlink", path)
         if inode.entries is not None:
             raise _err(errno.EISDIR, path)
         del parent.entries[name]  # type: ignore[union-attr]
@@ -231,12 +235,7 @@ class ProcFS(Client):
 
     def rmdir(self, path: Any) -> None:
         path = str(path)
-        self._call("rmdir", path, "w")
-        parent, dir_path, name = self.server.parent(path)
-        ino = parent.entries.get(name)  # type: ignore[union-attr]
-        if ino is None:
-            raise _err(errno.ENOENT, path)
-        inode = self.server.inodes[ino]
+        parent, dir_path, name, inode = self._existing("rmdir", path)
         if inode.entries is None:
             raise _err(errno.ENOTDIR, path)
         if inode.entries:
