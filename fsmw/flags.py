@@ -95,6 +95,17 @@ def parse(argv: List[str]) -> List[str]:
     return rest
 
 
+def parse_again(argv: List[str]) -> List[str]:
+    """:func:`parse`, forgetting an earlier parse (``fsmw worker`` and ``fsmw run``)."""
+    FLAGS.unparse_flags()
+    return parse(argv)
+
+
+def given(name: str) -> bool:
+    """Whether flag ``name`` was on the command line."""
+    return bool(FLAGS[name].present)
+
+
 def _pick(keys) -> Dict[str, object]:
     return {key: getattr(FLAGS, key) for key in keys}
 

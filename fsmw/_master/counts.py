@@ -19,12 +19,15 @@ poll, since ``fsmw requeue`` may reopen them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .._core import layout as names
 from .._core.rounddir import RoundDir
 from .._core.shard import Shard
 from .._core.view import RoundView, scan_names
+
+
+Watch = Callable[[Shard, Set[str], Set[str]], None]
 
 
 @dataclass
@@ -39,8 +42,10 @@ class ShardCount:
 class RoundCounts:
     """Counts of one round's tasks, shard by shard."""
 
-    def __init__(self, round_dir: RoundDir, max_attempts: int, log: Any) -> None:
+    def __init__(self, round_dir: RoundDir, max_attempts: int, log: Any,
+                 watch: Optional[Watch] = None) -> None:
         self.round = round_dir
+        self._watch = watch  # told each listed shard's done and failed tasks
         self._limit = max_attempts
         self._log = log
         self._counts: Dict[int, ShardCount] = {}
@@ -82,8 +87,11 @@ class RoundCounts:
 
     def _count(self, shard: Shard, view: RoundView, full: bool) -> None:
         inputs = view.inputs
-        count = ShardCount(len(inputs), len(inputs & view.outputs),
-                           len((inputs & view.failed) - view.outputs) if view.failed else 0)
+        done = inputs & view.outputs
+        failed = (inputs & view.failed) - view.outputs if view.failed else set()
+        count = ShardCount(len(inputs), len(done), len(failed))
+        if self._watch is not None:
+            self._watch(shard, done, failed)
         self._counts[shard.index] = count
         temps = [f"{shard.index}/{name}" for name in view.temps]
         self.temps += temps

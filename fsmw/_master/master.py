@@ -42,7 +42,7 @@ from .._core.store import Store
 from .._core.system import Clock, FileSystem, as_clock
 from .._options import Options, make_options
 from .ownership import MasterLease, TakenOver
-from .counts import RoundCounts
+from .counts import RoundCounts, Watch
 from .progress import Progress, RoundLog
 from .resume import create_inputs, resume_inputs
 from .sinks import Fresh, Sink
@@ -83,7 +83,7 @@ class Master:
         self.round = 0
         self._round_dir = self.store.round(0)
         self._tasks: Set[str] = set()
-        self._counts = RoundCounts(self._round_dir, self.options.max_attempts, self.log)
+        self._counts = self._new_counts()
         self._summary = Summary()
         self._rounds_run: List[int] = []
         self._temps = TempWatch(self._clock, self.options.lease_secs)
@@ -183,14 +183,8 @@ class Master:
         return bool(again)
 
     def begin_round(self, number: Optional[int] = None) -> int:
-        """Make round ``number`` (default: after the newest one), create its inputs, seal it.
-
-        Returns:
-            The round's number.
-
-        Raises:
-            StoreError: the round's directory exists already (another master?).
-        """
+        """Make round ``number`` (default: after the newest one), create its inputs, seal it;
+        return its number.  Raises StoreError if its directory exists (another master?)."""
         if number is None:
             number = max(self.store.rounds(), default=0) + 1
         return self._open_round(number, resume=False)
@@ -199,7 +193,7 @@ class Master:
         """Create round ``number``, or resume it (``resume``: RoundMismatch if the tasks differ)."""
         self.round, self._tasks = number, set()
         self._round_dir = self.store.round(number)
-        self._counts = RoundCounts(self._round_dir, self.options.max_attempts, self.log)
+        self._counts = self._new_counts()
         self._bar.start_round(number)
         self._rounds_run.append(number)
         size = self.options.shard_size
@@ -209,6 +203,11 @@ class Master:
             self._tasks = create_inputs(self._round_dir, self._yield_inputs, size, self._fsync, self.log,
                                         parallel=self._parallel)
         return number
+
+    _results_seen: Optional[Watch] = None  # told at each poll what a shard has done and failed
+
+    def _new_counts(self) -> RoundCounts:
+        return RoundCounts(self._round_dir, self.options.max_attempts, self.log, self._results_seen)
 
     def _yield_inputs(self, sink: Sink) -> Set[str]:
         """Call ``create_input_files()`` with each input going to ``sink``; the task names."""

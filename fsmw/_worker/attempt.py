@@ -240,6 +240,8 @@ class Attempt:
         error = f"{type(exc).__name__}: {exc}".replace("\n", " ")
         facts = dict(task=claim.task, attempt=claim.gen, **self._facts,
                      duration_secs=f"{duration:.3f}", error=error)
+        facts.update(getattr(exc, "fsmw_record", None) or {})  # e.g. a call's sealed exception
+        body, error = getattr(exc, "fsmw_body", None) or body, str(facts["error"])
         limit = self._options.max_attempts
         try:
             attempts, marked = round_dir.record_failure(claim.task, claim.gen, facts, body, limit)

@@ -1,9 +1,11 @@
 """The ``fsmw`` command: look at and repair a run, reading (almost) only the store.
 
 Subcommands: ``status``, ``stop``, ``requeue``, ``clean``, ``doctor``,
-``report``.  Errors are one line on stderr and exit code 1; a usage error is
-exit code 2.  This is the only place the tool's arguments are defined (it uses
-argparse: it is a command with subcommands, not one of the gflags scripts).
+``report``, and the generic tasks' ``worker`` and ``run`` (``tasks``).
+Errors are one line on stderr and exit code 1; a usage error is exit code 2.
+This is the only place the tool's own arguments are defined (it uses argparse:
+it is a command with subcommands); ``worker`` and ``run`` take the gflags of
+the example scripts, from ``fsmw.flags``.
 """
 
 from __future__ import annotations
@@ -62,10 +64,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("store", help="the store directory")
     p.add_argument("--html", required=True, metavar="FILE", help="where to write the page")
     p.add_argument("--round", type=int, default=None, help="only this round (default: all)")
+
+    # parsed by .tasks (their flags are fsmw.flags'); here for --help
+    sub.add_parser("worker", help="a generic worker for fsmw.Executor calls and fsmw run commands "
+                   "(fsmw worker STORE [--flag=value ...])", add_help=False)
+    sub.add_parser("run", help="run a command over the lines of a file (fsmw run STORE --tasks FILE "
+                   "-- CMD [ARGS...])", add_help=False)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("worker", "run"):
+        from .tasks import run_or_usage
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+        return run_or_usage(argv[0], argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="fsmw: %(message)s")
     try:

@@ -1,0 +1,99 @@
+"""``fsmw run``'s master: one command task per non-empty line, stdout printed in input order.
+
+Task names are ``line-NNNNNN`` after the line's number in the tasks file
+(blank lines are skipped but keep the numbering), so a rerun with the same
+file and command after a crash yields the same tasks, sealed to the same
+bytes under the store's key, and resumes the open round (``resume``).
+
+Property: each task's stdout is written to ``out`` exactly once, in the
+order of the lines, as soon as every earlier task has ended; a failed task
+is named on ``err`` with its line and last error, in the same order.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
+
+from .._core.records import error_line
+from .commands import BadCommand, dump_command, load_output, substitute
+from .taskmaster import TaskMaster
+
+PREFIX = "line-"
+
+
+def read_tasks(path: str) -> List[Tuple[int, str]]:
+    """(line number, line) of each non-empty line of ``path`` (without its line end).
+
+    Raises:
+        BadCommand: the file cannot be read, is not UTF-8, or holds no task.
+    """
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            lines = [(n, line.rstrip("\r\n")) for n, line in enumerate(f, 1)]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadCommand(f"cannot read the tasks file {path}: {exc}") from None
+    tasks = [(n, line) for n, line in lines if line.strip()]
+    bad = next((n for n, line in tasks if "\0" in line), None)
+    if bad is not None:
+        raise BadCommand(f"{path} line {bad} holds a NUL byte, which no argument can carry")
+    if not tasks:
+        raise BadCommand(f"{path} holds no task (no non-empty line)")
+    return tasks
+
+
+class CommandMaster(TaskMaster):
+    """Writes one sealed command per task line; prints outputs in order as they come."""
+
+    def __init__(self, store: Any, tasks: List[Tuple[int, str]], argv: List[str], out: IO[bytes],
+                 err: IO[str], **kwargs: Any) -> None:
+        super().__init__(store, None, **kwargs)
+        self._lines, self._argv, self._out, self._err = tasks, argv, out, err
+        width = max(6, len(str(tasks[-1][0])))
+        self._names = [f"{PREFIX}{n:0{width}d}" for n, _ in tasks]
+        self._position = {name: i for i, name in enumerate(self._names)}
+        self._ended: Dict[int, Tuple[Optional[bytes], str]] = {}
+        self._next = 0
+        self.failed: List[str] = []
+
+    def create_input_files(self) -> None:
+        key = self.key()
+        for i, (_, line) in enumerate(self._lines):
+            name = self._names[i]
+            self.expects(name)
+            self.create_input_file(name, dump_command(key, name, substitute(self._argv, line)))
+
+    def process_output_files(self, outputs: Any) -> bool:
+        for task, why in self.settle_round().items():
+            self._ended[self._position[task]] = (None, why)
+        self._print_ready()
+        return False
+
+    def task_done(self, task: str, output: bytes, where: str) -> None:
+        try:
+            stdout: Optional[bytes] = load_output(self.key(), task, output, where).stdout
+            why = ""
+        except Exception as exc:  # a rejected seal: the output is not trusted, the task not done
+            stdout, why = None, str(exc)
+        self._ended[self._position[task]] = (stdout, why)
+        self._print_ready()
+
+    def task_failed(self, task: str, record: bytes, where: str) -> None:
+        self._ended[self._position[task]] = (None, error_line(record))
+        self._print_ready()
+
+    def _print_ready(self) -> None:
+        for i, (stdout, why) in self._ready():
+            if stdout is not None:
+                self._out.write(stdout)
+            else:
+                number, line = self._lines[i]
+                self.failed.append(self._names[i])
+                self._err.write(f"fsmw run: task {self._names[i]} (line {number}: {line}) failed: {why}\n")
+        self._out.flush()
+        self._err.flush()
+
+    def _ready(self) -> Iterator[Tuple[int, Tuple[Optional[bytes], str]]]:
+        while self._next in self._ended:
+            i = self._next
+            self._next += 1
+            yield i, self._ended.pop(i)

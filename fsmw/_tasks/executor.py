@@ -1,0 +1,229 @@
+"""``fsmw.Executor``: a ``concurrent.futures.Executor`` whose calls are fsmw tasks.
+
+Protocol: ``submit`` pickles and seals the call at once (so an unpicklable
+or non-importable function fails in the caller, see ``calls``) and queues
+it.  A master thread (a :class:`~fsmw._tasks.taskmaster.TaskMaster`) writes
+the queued calls as one round, waiting first until submitting pauses
+(``linger_secs``, or the end of a ``map``), and resolves each future at the
+poll that sees its output or failure mark.  Calls submitted while a round
+runs form the next round, begun as soon as that one is over.  ``shutdown``
+lets the queued calls run (or cancels them with ``cancel_futures``), then
+the master writes ``STOP``: the workers (``fsmw worker``) exit with code 0.
+
+Property: every future ends: with the call's result, with the exception it
+raised on its last attempt (its remote traceback as ``__cause__``), with
+:class:`fsmw.TaskFailed` when it failed another way, or with the error that
+ended the run (the store failed, or ``fsmw stop``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import weakref
+from collections import deque
+from concurrent.futures import Executor as _Executor, Future
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, Optional, Tuple
+
+from .. import _options
+from .calls import TaskFailed, dump_call, exception_from_failure, load_result, run_chunk
+from .local import LocalWorkers
+from .taskmaster import TaskMaster
+
+_log = logging.getLogger("fsmw.executor")
+_live: "weakref.WeakSet[Executor]" = weakref.WeakSet()
+Queued = Tuple["Future[Any]", str, bytes]
+
+
+class _CallMaster(TaskMaster):
+    def __init__(self, executor: "Executor", store: Any, options: Any, **kwargs: Any) -> None:
+        super().__init__(store, options, **kwargs)
+        self._executor = executor
+        self.futures: Dict[str, "Future[Any]"] = {}
+
+    def create_input_files(self) -> None:
+        for future, task, data in self._executor._next_batch():
+            if future.set_running_or_notify_cancel():
+                self.futures[task] = future
+                self.expects(task)
+                self.create_input_file(task, data)
+
+    def process_output_files(self, outputs: Any) -> bool:
+        for task, why in self.settle_round().items():
+            self._end(task, TaskFailed(f"task {task}: {why}"))
+        return self._executor._more_work()
+
+    def task_done(self, task: str, output: bytes, where: str) -> None:
+        try:
+            value = load_result(self.key(), task, output, where)
+        except Exception as exc:  # a rejected seal, or a result that does not unpickle here
+            self._end(task, exc)
+            return
+        future = self.futures.pop(task)
+        future.set_result(value)
+
+    def task_failed(self, task: str, record: bytes, where: str) -> None:
+        self._end(task, exception_from_failure(self.key(), task, record, where))
+
+    def _end(self, task: str, exc: BaseException) -> None:
+        future = self.futures.pop(task, None)
+        if future is not None and not future.done():
+            future.set_exception(exc)
+
+
+class Executor(_Executor):
+    """Runs calls as fsmw tasks in ``store`` (see ``docs/executor.md``).
+
+    Args:
+        store: the store directory, on a file system the workers share; one run per store.
+        options: an :class:`fsmw.Options`; keyword options override its fields.
+            The Executor's defaults differ from the Master's in three:
+            ``abandon_open_round=True`` (a crashed Executor's futures are gone),
+            ``progress=False`` and ``master_idle_sleep_secs=1.0`` (results come
+            back within about a second of their publishing).
+        local_workers: start this many ``fsmw worker`` processes on this machine,
+            stopped at ``shutdown`` (workers elsewhere are started by you).
+        linger_secs: how long submitting must pause before queued calls are
+            written as a round.
+    """
+
+    def __init__(self, store: Any, options: Optional[_options.Options] = None, *, local_workers: int = 0,
+                 linger_secs: float = 0.05, **kwargs: Any) -> None:
+        if options is None:  # an Options given is taken as it is
+            for name, value in (("abandon_open_round", True), ("progress", False),
+                                ("master_idle_sleep_secs", 1.0)):
+                kwargs.setdefault(name, value)
+        self._master = _CallMaster(self, store, options, **kwargs)
+        self._key = self._master.key()  # makes the store and its key now: errors belong here
+        self._cond = threading.Condition()
+        self._queue: Deque[Queued] = deque()
+        self._names = itertools.count()
+        self._holds = 0  # map() calls still submitting
+        self._shutdown = False
+        self._error: Optional[BaseException] = None
+        self._linger = linger_secs
+        self._workers = LocalWorkers(str(self._master.store.root), local_workers, self._master.options)
+        self._thread = threading.Thread(target=self._run, name="fsmw-executor")
+        self._thread.start()
+        _live.add(self)
+        self._workers.start()
+
+    @property
+    def store(self) -> Any:
+        return self._master.store
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> "Future[Any]":
+        with self._cond:
+            self._check_open()
+            task = f"c{next(self._names):09d}"
+            data = dump_call(self._key, task, fn, args, kwargs)
+            future: "Future[Any]" = Future()
+            self._queue.append((future, task, data))
+            self._cond.notify_all()
+        return future
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: Optional[float] = None,
+            chunksize: int = 1) -> Iterator[Any]:
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1")
+        with self._cond:
+            self._holds += 1
+        try:
+            if chunksize == 1:
+                results = super().map(fn, *iterables, timeout=timeout)
+            else:
+                chunks = _chunks(zip(*iterables), chunksize)  # noqa: B905 (map stops at the shortest)
+                results = _flatten(super().map(run_chunk, itertools.repeat(fn), chunks, timeout=timeout))
+        finally:
+            with self._cond:
+                self._holds -= 1
+                self._cond.notify_all()
+        return results
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._cond:
+            self._shutdown = True
+            if cancel_futures:
+                while self._queue:
+                    self._queue.popleft()[0].cancel()
+            self._cond.notify_all()
+        if wait:
+            self._thread.join()  # it also waits for the local workers to exit
+
+    # -- the master thread's side ------------------------------------------
+    def _check_open(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"fsmw.Executor on {self._master.store.root} has failed: "
+                               f"{self._error}") from self._error
+        if self._shutdown:
+            raise RuntimeError("cannot submit after shutdown")
+
+    def _next_batch(self) -> Iterator[Queued]:
+        """The calls of the next round: those queued once submitting pauses (none at shutdown)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._queue or self._shutdown)
+            while not self._shutdown and (self._grew(self._linger) or self._holds):
+                pass
+            batch = list(self._queue)
+            self._queue.clear()
+        return iter(batch)
+
+    def _grew(self, secs: float) -> bool:
+        """Whether a call was queued within ``secs`` (the condition's lock is held)."""
+        size = len(self._queue)
+        return self._cond.wait_for(lambda: len(self._queue) != size, secs)
+
+    def _more_work(self) -> bool:
+        """Wait for another call or shutdown; True if another round should start."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._queue or self._shutdown)
+            return bool(self._queue)
+
+    def _run(self) -> None:
+        try:
+            summary = self._master.run()
+            why: BaseException = RuntimeError(f"the run in {self._master.store.root} was stopped "
+                                              f"from outside (fsmw stop) before this call ran")
+            if not summary.stopped:
+                why = RuntimeError("the executor ended before this call ran")
+        except BaseException as exc:  # the store failed, another master owns it...
+            _log.error("fsmw.Executor on %s failed: %s", self._master.store.root, exc)
+            why = self._error = exc
+        with self._cond:
+            self._shutdown = True
+            queued = [f for f, _, _ in self._queue]
+            self._queue.clear()
+        for future in queued:
+            if future.set_running_or_notify_cancel():  # False: it was cancelled
+                future.set_exception(why)
+        for future in self._master.futures.values():
+            if not future.done():
+                future.set_exception(why)
+        self._master.futures.clear()
+        if self._error is not None:  # no STOP was written: they would wait for work
+            self._workers.terminate()
+        self._workers.wait()  # they see STOP within about a second
+
+
+def _chunks(items: Iterator[Tuple[Any, ...]], size: int) -> Iterator[list]:
+    while True:
+        chunk = list(itertools.islice(items, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def _flatten(results: Iterator[list]) -> Iterator[Any]:
+    for chunk in results:
+        yield from chunk
+
+
+def _at_exit() -> None:
+    """At interpreter exit, as concurrent.futures does: let queued calls run, then end the run
+    (the interpreter waits for the master thread, which is not a daemon)."""
+    for executor in list(_live):
+        executor.shutdown(wait=False)
+
+
+threading._register_atexit(_at_exit)  # type: ignore[attr-defined]  # before non-daemon threads are joined
