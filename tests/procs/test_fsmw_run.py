@@ -1,0 +1,145 @@
+"""``fsmw run`` and ``fsmw worker`` as a user runs them: real processes on a real store."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+
+import pytest
+
+from support.procs import wait_for
+
+pytestmark = pytest.mark.time_limit(90)
+FSMW = [sys.executable, "-m", "fsmw"]
+QUICK = ["--lease_secs=5", "--progress=false"]
+
+
+def worker(procs, store, n=1, *flags):
+    return procs.start(f"worker{n}", FSMW + ["worker", str(store), f"--worker_id={n}", "--lease_secs=5",
+                                            "--worker_idle_sleep_secs=0.2", *flags])
+
+
+def run(procs, store, tasks, *command, flags=(), name="run"):
+    return procs.start(name, FSMW + ["run", str(store), "--tasks", str(tasks), *QUICK, *flags, "--",
+                                     *command])
+
+
+def split_log(proc):
+    """(stdout, stderr) of a run: Procs sends both to one log, so the tests write stdout lines
+    that start with 'out:'."""
+    lines = proc.text().splitlines()
+    return [x for x in lines if x.startswith("out:")], [x for x in lines if not x.startswith("out:")]
+
+
+def test_outputs_come_in_input_order_and_workers_exit_stopped(tmp_path, procs):
+    tasks = tmp_path / "tasks.txt"
+    tasks.write_text("".join(f"{i}\n" + ("\n" if i % 3 == 0 else "") for i in range(20)))
+    store = tmp_path / "s"
+    # later lines sleep less: they finish first, yet print after the earlier ones
+    main = run(procs, store, tasks, "sh", "-c", 'sleep "0.$((20 - $1))"; echo "out:$1"', "sh", "{}")
+    workers = [worker(procs, store, n) for n in (1, 2)]
+    assert main.wait(60) == 0, main.tail()
+    out, err = split_log(main)
+    assert out == [f"out:{i}" for i in range(20)]
+    assert any("20 tasks: 20 done, 0 failed" in line for line in err)
+    assert [w.wait(30) for w in workers] == [0, 0], "workers exit with the stopped code"
+
+
+def test_the_line_is_appended_when_the_command_has_no_placeholder(tmp_path, procs):
+    tasks = tmp_path / "tasks.txt"
+    tasks.write_text("a b\n$HOME\n")  # one argument each: no shell splits or expands it
+    main = run(procs, tmp_path / "s", tasks, "printf", "out:[%s]\\n", flags=("--local-workers", "1"))
+    assert main.wait(60) == 0, main.tail()
+    assert split_log(main)[0] == ["out:[a b]", "out:[$HOME]"]
+
+
+def test_a_failing_task_is_retried_then_named_and_the_run_exits_1(tmp_path, procs):
+    tasks = tmp_path / "tasks.txt"
+    tasks.write_text("ok\nbad\nok2\n")
+    store = tmp_path / "s"
+    main = run(procs, store, tasks, "sh", "-c", 'test "$1" != bad || { echo oops >&2; exit 7; }; '
+               'echo "out:$1"', "sh", "{}", flags=("--max_attempts=2", "--local-workers", "2"))
+    assert main.wait(60) == 1, main.tail()
+    out, err = split_log(main)
+    assert out == ["out:ok", "out:ok2"]
+    named = [line for line in err if line.startswith("fsmw run: task line-000002")]
+    assert named and "line 2: bad" in named[0] and "exited with code 7" in named[0]
+    assert len(list(store.glob("round-*/shard-*/line-000002.err.*"))) == 2
+    record = next(store.glob("round-*/shard-*/line-000002.err.2")).read_text()
+    assert "oops" in record, "the error record keeps the tail of stderr"
+
+
+def test_a_rerun_after_the_master_crashed_resumes_the_round(tmp_path, procs):
+    tasks = tmp_path / "tasks.txt"
+    tasks.write_text("".join(f"{i}\n" for i in range(8)))
+    store = tmp_path / "s"
+    command = ("sh", "-c", 'echo "out:$1"', "sh", "{}")
+    first = run(procs, store, tasks, *command, name="first")
+    one = worker(procs, store, 1, "--worker_max_idle_secs=60")
+    wait_for(lambda: len(list(store.glob("round-*/shard-*/*.out"))) == 8, 60, "every task done")
+    first.signal(signal.SIGKILL)  # the master dies before it saw the end
+    first.wait(10)
+    assert not (store / "STOP").exists()
+    again = run(procs, store, tasks, *command, name="again")
+    assert again.wait(60) == 0, again.tail()
+    assert split_log(again)[0] == [f"out:{i}" for i in range(8)]
+    assert [p.name for p in store.glob("round-*")] == ["round-000001"], "the same round, resumed"
+    assert one.wait(30) == 0
+
+
+def test_a_tampered_command_is_refused_and_nothing_runs(tmp_path, procs):
+    tasks, store, marker = tmp_path / "tasks.txt", tmp_path / "s", tmp_path / "pwned"
+    tasks.write_text("x\n")
+    main = run(procs, store, tasks, "echo", "out:{}", flags=("--max_attempts=1",))
+    wait_for(lambda: list(store.glob("round-*/SEALED")), 30, "the round sealed")
+    path = next(store.glob("round-*/shard-*/line-000001.in"))
+    head = path.read_bytes().partition(b"\n\n")[0]
+    path.write_bytes(head + b"\n\n" + json.dumps(["touch", str(marker)]).encode())
+    one = worker(procs, store, 1)
+    assert main.wait(60) == 1, main.tail()
+    assert not marker.exists(), "the forged argv never ran"
+    assert any("HMAC does not match" in line for line in split_log(main)[1])
+    assert one.wait(30) == 0
+
+
+def test_a_forged_key_file_is_not_trusted(tmp_path, procs):
+    tasks, store = tmp_path / "tasks.txt", tmp_path / "s"
+    tasks.write_text("x\n")
+    main = run(procs, store, tasks, "echo", "out:{}", flags=("--max_attempts=1",))
+    wait_for(lambda: list(store.glob("round-*/SEALED")), 30, "the round sealed")
+    (store / "KEY").chmod(0o644)  # readable by others: a key anyone may have read
+    one = worker(procs, store, 1)
+    assert main.wait(60) == 1
+    assert any("not trusted as the run's key" in line for line in split_log(main)[1])
+    assert one.wait(30) == 0
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["run", "S", "--tasks", "t"], "put it after --"),
+    (["run", "S", "--", "echo"], "--tasks FILE is missing"),
+    (["run", "--tasks", "t", "--", "echo"], "STORE is missing"),
+    (["run", "S", "--tasks", "t", "--local-workers", "x", "--", "echo"], "must be a number"),
+    (["worker"], "STORE is missing"),
+])
+def test_usage_errors_exit_2_and_say_what_is_missing(args, problem, capsys):
+    from fsmw.cli import main
+    assert main(args) == 2
+    assert problem in capsys.readouterr().err
+
+
+def test_a_tasks_file_without_tasks_is_one_clear_error(tmp_path, capsys):
+    from fsmw.cli import main
+    (tmp_path / "t").write_text("\n  \n")
+    assert main(["run", str(tmp_path / "s"), "--tasks", str(tmp_path / "t"), "--", "echo"]) == 1
+    assert f"{tmp_path / 't'} holds no task" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists(), "nothing was made for a run that cannot start"
+
+
+def test_fsmw_worker_takes_the_worker_flags_and_exit_codes(tmp_path, procs):
+    store = tmp_path / "s"
+    store.mkdir()
+    idle = procs.start("idle", FSMW + ["worker", str(store), "--worker_max_idle_secs=0.5"])
+    assert idle.wait(30) == 3, "IDLE_TIMEOUT, as fsmw.Worker"
+    bad = procs.start("bad", FSMW + ["worker", str(store), "--no_such_flag=1"])
+    assert bad.wait(30) == 2

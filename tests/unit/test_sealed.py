@@ -1,0 +1,125 @@
+"""Sealed payloads, the run's key, and the encoders of calls and commands (no processes)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import pickle
+
+import pytest
+
+from fsmw._core.records import failed_record, format_record
+from fsmw._tasks import calls, commands, sealed
+from fsmw._tasks.commandrun import read_tasks
+from support import calls as user
+
+KEY = b"k" * 64
+
+
+def test_a_sealed_payload_opens_only_unchanged_and_under_its_key():
+    data = sealed.seal(KEY, sealed.CALL, "t1", b"body")
+    assert sealed.open_sealed(KEY, data, "f") == ("call", "t1", b"body")
+    with pytest.raises(sealed.PayloadRejected, match="HMAC does not match"):
+        sealed.open_sealed(b"x" * 64, data, "f")
+    with pytest.raises(sealed.PayloadRejected, match="HMAC"):
+        sealed.open_sealed(KEY, data + b"!", "f")
+    moved = data.replace(b"task: t1", b"task: t2")
+    with pytest.raises(sealed.PayloadRejected, match="HMAC"):
+        sealed.open_sealed(KEY, moved, "f")
+    as_result = data.replace(b"fsmw-call", b"fsmw-result")
+    with pytest.raises(sealed.PayloadRejected, match="HMAC"):
+        sealed.open_sealed(KEY, as_result, "f")
+    with pytest.raises(sealed.PayloadRejected, match="f is not an fsmw payload"):
+        sealed.open_sealed(KEY, pickle.dumps(1), "f")
+
+
+def test_a_result_of_another_task_is_refused():
+    out = sealed.seal(KEY, sealed.RESULT, "t1", pickle.dumps(5))
+    assert calls.load_result(KEY, "t1", out, "f") == 5
+    with pytest.raises(sealed.PayloadRejected, match="not the result of 't2'"):
+        calls.load_result(KEY, "t2", out, "f")
+
+
+def test_the_key_file_is_made_0600_and_trusted_only_when_private_and_ours(tmp_path, monkeypatch):
+    monkeypatch.delenv(sealed.KEY_ENV, raising=False)
+    old = os.umask(0)
+    try:
+        key = sealed.load_key(str(tmp_path), create=True)
+    finally:
+        os.umask(old)
+    path = tmp_path / "KEY"
+    assert path.stat().st_mode & 0o777 == 0o600 and len(key) == 64
+    assert sealed.load_key(str(tmp_path), create=True) == key, "an existing key is kept"
+    path.chmod(0o640)
+    with pytest.raises(sealed.KeyProblem, match="mode 0640"):
+        sealed.load_key(str(tmp_path))
+    path.chmod(0o600)
+    if os.geteuid() == 0:
+        os.chown(path, 12345, -1)
+        with pytest.raises(sealed.KeyProblem, match="owned by uid 12345"):
+            sealed.load_key(str(tmp_path))
+        os.chown(path, 0, -1)
+    path.rename(tmp_path / "real")
+    path.symlink_to(tmp_path / "real")
+    with pytest.raises(sealed.KeyProblem, match="cannot open"):
+        sealed.load_key(str(tmp_path))
+    path.unlink()
+    with pytest.raises(sealed.KeyProblem, match="does not exist"):
+        sealed.load_key(str(tmp_path))
+    monkeypatch.setenv(sealed.KEY_ENV, "from-the-environment")
+    assert sealed.load_key(str(tmp_path)) == b"from-the-environment"
+
+
+def test_a_call_runs_only_functions_that_travel_by_reference():
+    data = calls.dump_call(KEY, "c1", user.add, (2,), {"y": 3})
+    kind, task, body = sealed.open_sealed(KEY, data, "f")
+    assert calls.load_result(KEY, "c1", calls.run_call(KEY, task, body, "f"), "o") == 5
+    with pytest.raises(calls.NotImportable, match="top level of an importable module"):
+        calls.dump_call(KEY, "c2", lambda: 1, (), {})
+    gone = pickle.dumps((user.add, (1,), {})).replace(b"support.calls", b"support.callz")  # same length
+    with pytest.raises(calls.NotImportable, match="must be importable here"):
+        calls.run_call(KEY, "c3", gone, "f")
+
+
+def test_a_raised_exception_comes_back_sealed_or_as_task_failed():
+    with pytest.raises(calls.CallRaised) as raised:
+        calls.run_call(KEY, "c1", pickle.dumps((user.even_only, (3,), {})), "f")
+    facts = dict(raised.value.fsmw_record, host="h1", worker_id="2", pid="9", attempt="3")
+    record = failed_record(3, format_record(facts, raised.value.fsmw_body))
+    exc = calls.exception_from_failure(KEY, "c1", record, "w")
+    assert isinstance(exc, user.Odd) and exc.value == 3
+    assert "raise Odd(x)" in exc.__cause__.text and "host h1 (worker 2, pid 9), attempt 3 of 3" in \
+        exc.__cause__.text
+    forged = dict(facts, exception=base64.b64encode(sealed.seal(b"z" * 64, sealed.EXCEPTION, "c1",
+                                                                pickle.dumps(ValueError()))).decode())
+    exc = calls.exception_from_failure(KEY, "c1", failed_record(3, format_record(forged)), "w")
+    assert isinstance(exc, calls.TaskFailed) and "Odd: 3 is odd" in str(exc), \
+        "an exception not sealed under the key is never unpickled"
+
+
+def test_substitute_replaces_every_placeholder_or_appends_the_line():
+    assert commands.substitute(["cp", "{}", "{}.bak"], "a b") == ["cp", "a b", "a b.bak"]
+    assert commands.substitute(["echo"], "x") == ["echo", "x"]
+    with pytest.raises(commands.BadCommand):
+        commands.substitute([], "x")
+
+
+def test_a_command_output_keeps_stdout_and_stderr_apart_under_the_seal():
+    out = commands.run_command(KEY, "t", ["sh", "-c", "printf 'a\\n\\nb'; printf e >&2"])
+    got = commands.load_output(KEY, "t", out, "f")
+    assert (got.stdout, got.stderr) == (b"a\n\nb", b"e")
+    with pytest.raises(commands.CommandFailed, match="exited with code 3; stderr ends:\nno"):
+        commands.run_command(KEY, "t", ["sh", "-c", "echo no >&2; exit 3"])
+    with pytest.raises(commands.CommandFailed, match="cannot run '/no/such'"):
+        commands.run_command(KEY, "t", ["/no/such"])
+
+
+def test_read_tasks_skips_blank_lines_and_keeps_their_numbers(tmp_path):
+    f = tmp_path / "t"
+    f.write_bytes(b"a\r\n\n  \nb c\n")
+    assert read_tasks(str(f)) == [(1, "a"), (4, "b c")]
+    f.write_bytes(b"\xff\n")
+    with pytest.raises(commands.BadCommand, match=f"cannot read the tasks file {f}"):
+        read_tasks(str(f))
+    with pytest.raises(commands.BadCommand, match="cannot read"):
+        read_tasks(str(tmp_path / "none"))
