@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from bench import executor as executor_bench
 from bench.targets import MILLION, render, targets
 from tools.lab.gluster import Lab  # the cluster tier's lab (never run both at once)
 
@@ -267,6 +268,8 @@ def main() -> int:
     ap.add_argument("--idle-workers", type=int, default=100, help="idle fsmw workers to count "
                     "listings of (0: skip)")
     ap.add_argument("--idle-secs", type=float, default=30.0)
+    ap.add_argument("--executor-n", type=int, default=10_000, help="no-op calls of the fsmw.Executor "
+                    "map against ProcessPoolExecutor (0: skip; repetitions: --reps)")
     ap.add_argument("--timeout", type=float, default=300, help="seconds per run (gluster: a fifth)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     a = ap.parse_args()
@@ -338,8 +341,10 @@ def main() -> int:
             lab.down()
         empty_trash()
     idle = idle_listings(a.idle_workers, a.idle_secs, log) if a.idle_workers else None
+    executor = executor_bench.compare(a.executor_n, a.reps, log) if a.executor_n else None
     rows = summarize(runs, fss, plan, systems, strace, a.strace_fs.split(","))
     text = render(rows, a, idle, notes, targets(rows, runs, idle, strace), time.time() - started)
+    text += executor_bench.section(executor) if executor else ""
     os.makedirs(a.out, exist_ok=True)
     stamp = datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%SZ")
     with open(os.path.join(a.out, f"bench-{stamp}.md"), "w") as fh:
@@ -348,7 +353,7 @@ def main() -> int:
         json.dump({"args": vars(a), "plan": plan, "filesystems": {k: FILESYSTEMS.get(k) for k in fss},
                    "versions": versions(), "metadata_calls": sorted(METADATA_CALLS),
                    "fsync_calls": sorted(FSYNC_CALLS), "summary": rows, "runs": runs,
-                   "strace": strace, "idle": idle, "notes": notes,
+                   "strace": strace, "idle": idle, "notes": notes, "executor": executor,
                    "elapsed_s": time.time() - started}, fh, indent=1)
     print(text)
     log(f"wrote {a.out}/bench-{stamp}.md and .json; {time.time() - started:.0f} s in total")
