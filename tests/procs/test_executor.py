@@ -155,3 +155,53 @@ def test_an_external_worker_serves_the_executor_and_exits_stopped(tmp_path, proc
     assert worker.wait(30) == fsmw.ExitCode.STOPPED
     assert subprocess.run([sys.executable, "-m", "fsmw", "status", str(tmp_path / "s")],
                           capture_output=True, text=True).returncode == 0
+
+
+def test_calls_submitted_while_a_round_runs_form_the_next_round(tmp_path):
+    store = tmp_path / "s"
+    with fsmw.Executor(store, local_workers=2, **FAST) as ex:
+        slow = ex.submit(calls.nap, 3.0)
+        wait_for(lambda: list(store.glob("round-000001/SEALED")), 30, "round 1 sealed")
+        quick = ex.submit(calls.square, 5)
+        assert quick.result(timeout=60) == 25
+        assert slow.done(), "the next round began only once the running one was over"
+    assert [p.name[:-3] for p in store.glob("round-000002/shard-*/*.in")] == ["c000000001"]
+
+
+CRASHING = """
+import sys, time
+import fsmw
+from support import calls
+ex = fsmw.Executor(sys.argv[1], lease_secs=5.0)
+ex.submit(calls.nap, 60.0)
+print("submitted", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_new_executor_abandons_the_round_of_one_that_crashed(tmp_path, procs):
+    store = tmp_path / "s"
+    script = tmp_path / "crashing.py"
+    script.write_text(CRASHING)
+    crashed = procs.start("crashed", [sys.executable, str(script), str(store)], env=PATH)
+    wait_for(lambda: list(store.glob("round-000001/SEALED")), 30, "round 1 sealed")
+    crashed.crash()
+    crashed.wait(10)
+    with fsmw.Executor(store, local_workers=1, **FAST) as ex:
+        assert list(ex.map(calls.square, [2, 3])) == [4, 9]
+    assert "abandoned" in (store / "round-000001" / "CLOSED").read_text()
+
+
+def test_the_readme_examples_run_as_written(tmp_path):
+    got = subprocess.run([sys.executable, str(ROOT / "examples" / "executor.py"), str(tmp_path / "e")],
+                         capture_output=True, text=True, timeout=60)
+    assert got.returncode == 0, got.stderr
+    lines = got.stdout.splitlines()
+    assert lines[0] == "2147483647 = 2147483647" and len(lines) == 21
+    assert lines[-1] == "factorize(1) raised ValueError: cannot factorize 1: need an integer >= 2"
+    (tmp_path / "numbers.txt").write_text("12\n35\n97\n")
+    ran = subprocess.run([sys.executable, "-m", "fsmw", "run", str(tmp_path / "r"), "--tasks", "numbers.txt",
+                          "--local-workers", "2", "--", "factor", "{}"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "12: 2 2 3\n35: 5 7\n97: 97\n"

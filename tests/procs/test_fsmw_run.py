@@ -143,3 +143,22 @@ def test_fsmw_worker_takes_the_worker_flags_and_exit_codes(tmp_path, procs):
     assert idle.wait(30) == 3, "IDLE_TIMEOUT, as fsmw.Worker"
     bad = procs.start("bad", FSMW + ["worker", str(store), "--no_such_flag=1"])
     assert bad.wait(30) == 2
+
+
+def test_progress_goes_to_stderr_as_the_masters_does(tmp_path, procs):
+    tasks = tmp_path / "tasks.txt"
+    tasks.write_text("a\nb\n")
+    main = procs.start("run", FSMW + ["run", str(tmp_path / "s"), "--tasks", str(tasks), "--progress",
+                                      "--progress_secs=0.05", "--local-workers", "1", "--", "echo", "out:{}"])
+    assert main.wait(60) == 0
+    assert any(line.startswith("round 1 ") and "2/2" in line for line in split_log(main)[1])
+
+
+def test_a_run_stopped_from_outside_exits_1_and_says_so(tmp_path, procs):
+    tasks, store = tmp_path / "tasks.txt", tmp_path / "s"
+    tasks.write_text("a\nb\n")
+    main = run(procs, store, tasks, "echo", "out:{}")
+    wait_for(lambda: list(store.glob("round-*/SEALED")), 30, "the round sealed")
+    assert procs.start("stop", FSMW + ["stop", str(store)]).wait(30) == 0
+    assert main.wait(60) == 1
+    assert any("stopped from outside" in line for line in split_log(main)[1])

@@ -123,3 +123,22 @@ def test_read_tasks_skips_blank_lines_and_keeps_their_numbers(tmp_path):
         read_tasks(str(f))
     with pytest.raises(commands.BadCommand, match="cannot read"):
         read_tasks(str(tmp_path / "none"))
+
+
+def test_a_failure_without_a_loadable_exception_is_task_failed():
+    plain = failed_record(3, format_record(dict(host="h", attempt=3, error="worker died (SIGKILL)")))
+    exc = calls.exception_from_failure(KEY, "c1", plain, "w")
+    assert isinstance(exc, calls.TaskFailed) and "failed after 3 attempts: worker died" in str(exc)
+    body = pickle.dumps(user.Odd(1)).replace(b"support.calls", b"support.callz")  # not importable here
+    sealed_exc = sealed.seal(KEY, sealed.EXCEPTION, "c1", body)
+    facts = dict(error="Odd: 1 is odd", exception=base64.b64encode(sealed_exc).decode())
+    exc = calls.exception_from_failure(KEY, "c1", failed_record(1, format_record(facts)), "w")
+    assert isinstance(exc, calls.TaskFailed) and "Odd: 1 is odd" in str(exc)
+
+
+def test_a_command_runs_with_no_stdin_here_and_a_signal_fails_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = commands.load_output(KEY, "t", commands.run_command(KEY, "t", ["sh", "-c", "cat; pwd"]), "f")
+    assert out.stdout == f"{tmp_path}\n".encode(), "stdin is /dev/null, the directory the worker's"
+    with pytest.raises(commands.CommandFailed, match="sh was killed by signal 9"):
+        commands.run_command(KEY, "t", ["sh", "-c", "kill -9 $$"])
