@@ -78,7 +78,7 @@ gflags.DEFINE_enum("log_level", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"],
 _COMMON = ("lease_secs", "max_attempts", "fsync")
 _MASTER = _COMMON + ("master_idle_sleep_secs", "progress", "progress_secs", "abandon_open_round",
                       "shard_size")
-_WORKER = _COMMON + ("process_secs", "lockfile_timeout_threshold", "worker_idle_sleep_secs",
+WORKER_FLAGS = _WORKER = _COMMON + ("process_secs", "lockfile_timeout_threshold", "worker_idle_sleep_secs",
                      "worker_max_idle_secs", "take_lockfile_existence_as_lock", "use_tmp",
                      "tmp_folder", "walltime_secs", "on_stop")
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import base64
 import pickle
+import pickletools
 import traceback
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .._core.errors import FsmwError
 from .._core.records import parse_record
-from .sealed import CALL, EXCEPTION, RESULT, PayloadRejected, open_sealed, seal
+from .._worker.stopping import TaskAbandoned, WorkerInterrupted
+from .sealed import EXCEPTION, RESULT, PayloadRejected, Scope, open_sealed, seal
 
 
 class NotImportable(FsmwError, TypeError):
@@ -48,42 +50,54 @@ class RemoteTraceback(Exception):
 class CallRaised(Exception):
     """What a worker raises when a call raised: the error record carries the exception."""
 
-    def __init__(self, exc: Exception, facts: Dict[str, str]) -> None:
+    def __init__(self, exc: BaseException, facts: Dict[str, str]) -> None:
         super().__init__(f"{type(exc).__name__}: {exc}")
         self.fsmw_record = facts
         tb = exc.__traceback__.tb_next if exc.__traceback__ else None  # from the user's function on
         self.fsmw_body = "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def dump_call(key: bytes, task: str, fn: Callable[..., Any], args: Sequence[Any],
-              kwargs: Dict[str, Any]) -> bytes:
-    """The sealed input of a call.
+def dump_call(fn: Callable[..., Any], args: Sequence[Any], kwargs: Dict[str, Any]) -> bytes:
+    """The pickled call (sealed later, for the round it goes into).
 
     Raises:
-        NotImportable: ``fn`` (or an argument) cannot be pickled, or ``fn`` lives in
-            ``__main__``, which the workers do not have.
+        NotImportable: ``fn`` (or an argument) cannot be pickled, or ``fn`` (or a function
+            among the arguments, e.g. in a ``functools.partial``) lives in ``__main__``, which
+            the workers do not have.
     """
-    module = getattr(fn, "__module__", None)
-    if module == "__main__":
-        raise NotImportable(f"{getattr(fn, '__qualname__', fn)!r} is defined in __main__ (a script "
-                            f"or a notebook): workers import functions by module and name, so "
-                            f"put it in a module they can import (on their PYTHONPATH)")
+    name = getattr(fn, "__qualname__", fn)
     try:
         body = pickle.dumps((fn, tuple(args), dict(kwargs)), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # PicklingError, AttributeError (a local function or a lambda)...
-        raise NotImportable(f"cannot store a call of {getattr(fn, '__qualname__', fn)!r}: {exc} "
-                            f"(functions travel by reference with pickle: use a function defined "
-                            f"at the top level of an importable module, with picklable arguments)"
-                            ) from exc
-    return seal(key, CALL, task, body)
+        raise NotImportable(f"cannot store a call of {name!r}: {exc} (functions travel by reference "
+                            f"with pickle: use a function defined at the top level of an importable "
+                            f"module, with picklable arguments)") from exc
+    if _names_main(body):
+        raise NotImportable(f"the call of {name!r} refers to something defined in __main__ (a script or "
+                            f"a notebook): workers import functions by module and name, so put it in a "
+                            f"module they can import (on their PYTHONPATH)")
+    return body
 
 
-def run_call(key: bytes, task: str, body: bytes, where: str) -> bytes:
+def _names_main(body: bytes) -> bool:
+    """Whether a pickle refers to a global of ``__main__`` (GLOBAL, or the module string that a
+    STACK_GLOBAL a few opcodes later takes)."""
+    ops = list(pickletools.genops(body))
+    for i, (op, arg, _) in enumerate(ops):
+        if op.name == "GLOBAL" and str(arg).startswith("__main__ "):
+            return True
+        if arg == "__main__" and any(o.name == "STACK_GLOBAL" for o, _, _ in ops[i + 1:i + 5]):
+            return True
+    return False
+
+
+def run_call(key: bytes, scope: Scope, body: bytes, where: str) -> bytes:
     """Run a checked call's body; its sealed result.
 
     Raises:
         NotImportable: the function cannot be loaded here.
-        CallRaised: the call raised (the error record will carry the exception).
+        CallRaised: the call raised (SystemExit too: it fails the call, not the worker), or its
+            result does not pickle; the error record will carry the exception.
     """
     try:
         fn, args, kwargs = pickle.loads(body)
@@ -92,10 +106,12 @@ def run_call(key: bytes, task: str, body: bytes, where: str) -> bytes:
                             f"travel by reference: the function's module must be importable "
                             f"here, e.g. on the workers' PYTHONPATH)") from exc
     try:
-        result = fn(*args, **kwargs)
-    except Exception as exc:
-        raise CallRaised(exc, exception_facts(key, task, exc)) from exc
-    return seal(key, RESULT, task, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+        result = pickle.dumps(fn(*args, **kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+    except (WorkerInterrupted, TaskAbandoned):
+        raise
+    except BaseException as exc:
+        raise CallRaised(exc, exception_facts(key, scope, exc)) from exc
+    return seal(key, RESULT, scope, result)
 
 
 def run_chunk(fn: Callable[..., Any], chunk: List[Tuple[Any, ...]]) -> List[Any]:
@@ -103,36 +119,37 @@ def run_chunk(fn: Callable[..., Any], chunk: List[Tuple[Any, ...]]) -> List[Any]
     return [fn(*args) for args in chunk]
 
 
-def exception_facts(key: bytes, task: str, exc: BaseException) -> Dict[str, str]:
+def exception_facts(key: bytes, scope: Scope, exc: BaseException) -> Dict[str, str]:
     """Facts for the error record: the sealed pickled exception, if it pickles."""
     error = f"{type(exc).__name__}: {exc}".replace("\n", " ")
     try:
         body = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
         return {"error": error}
-    sealed = seal(key, EXCEPTION, task, body)
+    sealed = seal(key, EXCEPTION, scope, body)
     return {"error": error, "exception": base64.b64encode(sealed).decode()}
 
 
-def load_result(key: bytes, task: str, data: bytes, where: str) -> Any:
+def load_result(key: bytes, scope: Scope, data: bytes, where: str) -> Any:
     """The value of a call's sealed output.
 
     Raises:
-        PayloadRejected: the seal does not hold, or is not this task's result.
+        PayloadRejected: the seal does not hold for this round and task, or it is no result.
     """
-    kind, sealed_task, body = open_sealed(key, data, where)
-    if kind != RESULT or sealed_task != task:
-        raise PayloadRejected(f"{where} holds a {kind} of task {sealed_task!r}, not the result of {task!r}")
+    kind, body = open_sealed(key, data, where, scope)
+    if kind != RESULT:
+        raise PayloadRejected(f"{where} holds a {kind}, not the result of task {scope[1]}")
     return pickle.loads(body)
 
 
-def exception_from_failure(key: bytes, task: str, record: bytes, where: str) -> BaseException:
+def exception_from_failure(key: bytes, scope: Scope, record: bytes, where: str) -> BaseException:
     """The exception to raise for a failed call, from its ``.failed`` record.
 
     The call's own exception when the record carries it sealed (with the remote
     traceback as ``__cause__`` and a note naming host, worker and attempt), else
     TaskFailed with the recorded error.
     """
+    task = scope[1]
     facts = parse_record(record)
     where_run = (f"raised on host {facts.get('host', '?')} (worker {facts.get('worker_id', '?')}, "
                  f"pid {facts.get('pid', '?')}), attempt {facts.get('attempt', '?')} of "
@@ -140,8 +157,8 @@ def exception_from_failure(key: bytes, task: str, record: bytes, where: str) -> 
     exc: Optional[BaseException] = None
     if facts.get("exception"):
         try:
-            kind, sealed_task, body = open_sealed(key, base64.b64decode(facts["exception"]), where)
-            if kind == EXCEPTION and sealed_task == task:
+            kind, body = open_sealed(key, base64.b64decode(facts["exception"]), where, scope)
+            if kind == EXCEPTION:
                 exc = pickle.loads(body)
         except Exception:  # a record that does not open, or a class not importable here
             exc = None

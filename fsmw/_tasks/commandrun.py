@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
 
+from .._core.errors import FsmwError
 from .._core.records import error_line
 from .commands import BadCommand, dump_command, load_output, substitute
 from .taskmaster import TaskMaster
@@ -21,17 +22,22 @@ from .taskmaster import TaskMaster
 PREFIX = "line-"
 
 
+class OutputClosed(FsmwError):
+    """``fsmw run``'s stdout went away (not an OSError: the master must not retry it)."""
+
+
 def read_tasks(path: str) -> List[Tuple[int, str]]:
-    """(line number, line) of each non-empty line of ``path`` (without its line end).
+    """(line number, line) of each line of ``path`` that is not blank (without its line end).
 
     Raises:
         BadCommand: the file cannot be read, is not UTF-8, or holds no task.
     """
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            lines = [(n, line.rstrip("\r\n")) for n, line in enumerate(f, 1)]
+        with open(path, "rb") as f:  # lines end at \n only (a lone \r is part of its line)
+            text = f.read().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadCommand(f"cannot read the tasks file {path}: {exc}") from None
+    lines = [(n, line[:-1] if line.endswith("\r") else line) for n, line in enumerate(text.split("\n"), 1)]
     tasks = [(n, line) for n, line in lines if line.strip()]
     bad = next((n for n, line in tasks if "\0" in line), None)
     if bad is not None:
@@ -54,13 +60,14 @@ class CommandMaster(TaskMaster):
         self._ended: Dict[int, Tuple[Optional[bytes], str]] = {}
         self._next = 0
         self.failed: List[str] = []
+        self.done = 0
 
     def create_input_files(self) -> None:
         key = self.key()
         for i, (_, line) in enumerate(self._lines):
             name = self._names[i]
             self.expects(name)
-            self.create_input_file(name, dump_command(key, name, substitute(self._argv, line)))
+            self.create_input_file(name, dump_command(key, self.scope(name), substitute(self._argv, line)))
 
     def process_output_files(self, outputs: Any) -> bool:
         for task, why in self.settle_round().items():
@@ -70,7 +77,7 @@ class CommandMaster(TaskMaster):
 
     def task_done(self, task: str, output: bytes, where: str) -> None:
         try:
-            stdout: Optional[bytes] = load_output(self.key(), task, output, where).stdout
+            stdout: Optional[bytes] = load_output(self.key(), self.scope(task), output, where).stdout
             why = ""
         except Exception as exc:  # a rejected seal: the output is not trusted, the task not done
             stdout, why = None, str(exc)
@@ -82,15 +89,20 @@ class CommandMaster(TaskMaster):
         self._print_ready()
 
     def _print_ready(self) -> None:
-        for i, (stdout, why) in self._ready():
-            if stdout is not None:
-                self._out.write(stdout)
-            else:
-                number, line = self._lines[i]
-                self.failed.append(self._names[i])
-                self._err.write(f"fsmw run: task {self._names[i]} (line {number}: {line}) failed: {why}\n")
-        self._out.flush()
-        self._err.flush()
+        try:
+            for i, (stdout, why) in self._ready():
+                if stdout is not None:
+                    self._out.write(stdout)
+                    self.done += 1
+                else:
+                    (number, line), name = self._lines[i], self._names[i]
+                    self.failed.append(name)
+                    self._err.write(f"fsmw run: task {name} (line {number}: {line}) failed: {why}\n")
+            self._out.flush()
+            self._err.flush()
+        except BrokenPipeError:  # e.g. | head: not the store's fault, and nothing left to print to
+            raise OutputClosed("stdout was closed (a pipe's reader exited); the round stays open: "
+                               "rerun the same command to resume") from None
 
     def _ready(self) -> Iterator[Tuple[int, Tuple[Optional[bytes], str]]]:
         while self._next in self._ended:

@@ -6,6 +6,7 @@ sealed, with no shell, stdin from ``/dev/null``, in its own working
 directory and environment.  Its output is sealed too::
 
     fsmw-output 1
+    round: 1
     task: line-000003
     exit: 0
     stdout: 12
@@ -32,7 +33,7 @@ import subprocess
 from typing import List, NamedTuple
 
 from .._core.errors import FsmwError
-from .sealed import COMMAND, OUTPUT, PayloadRejected, open_sealed, seal
+from .sealed import COMMAND, KEY_ENV, OUTPUT, PayloadRejected, Scope, open_sealed, seal
 
 PLACEHOLDER = "{}"
 TAIL = 2000  # bytes of stderr an error record keeps
@@ -62,8 +63,8 @@ def substitute(argv: List[str], line: str) -> List[str]:
     return argv + [line]
 
 
-def dump_command(key: bytes, task: str, argv: List[str]) -> bytes:
-    return seal(key, COMMAND, task, json.dumps(argv).encode())
+def dump_command(key: bytes, scope: Scope, argv: List[str]) -> bytes:
+    return seal(key, COMMAND, scope, json.dumps(argv).encode())
 
 
 def load_argv(body: bytes, where: str) -> List[str]:
@@ -73,15 +74,16 @@ def load_argv(body: bytes, where: str) -> List[str]:
     return argv
 
 
-def run_command(key: bytes, task: str, argv: List[str]) -> bytes:
+def run_command(key: bytes, scope: Scope, argv: List[str]) -> bytes:
     """Run ``argv``; its sealed output.
 
     Raises:
         CommandFailed: it exited non-zero, was killed, or could not be started.
     """
     try:
+        env = {k: v for k, v in os.environ.items() if k != KEY_ENV}  # the key is not the command's
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+                                stderr=subprocess.PIPE, start_new_session=True, env=env)
     except OSError as exc:
         raise CommandFailed(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
     try:
@@ -95,18 +97,18 @@ def run_command(key: bytes, task: str, argv: List[str]) -> bytes:
         tail = err[-TAIL:].decode("utf-8", errors="replace").rstrip()
         raise CommandFailed(f"{argv[0]} {how}" + (f"; stderr ends:\n{tail}" if tail else ""))
     facts = (("exit", "0"), ("stdout", str(len(out))), ("stderr", str(len(err))))
-    return seal(key, OUTPUT, task, b"%d\n" % len(out) + out + err, facts)  # the split is sealed too
+    return seal(key, OUTPUT, scope, b"%d\n" % len(out) + out + err, facts)  # the split is sealed too
 
 
-def load_output(key: bytes, task: str, data: bytes, where: str) -> CommandOutput:
+def load_output(key: bytes, scope: Scope, data: bytes, where: str) -> CommandOutput:
     """A command's checked output.
 
     Raises:
-        PayloadRejected: the seal does not hold, or is not this task's output.
+        PayloadRejected: the seal does not hold for this round and task, or it is no output.
     """
-    kind, sealed_task, body = open_sealed(key, data, where)
-    if kind != OUTPUT or sealed_task != task:
-        raise PayloadRejected(f"{where} holds a {kind} of task {sealed_task!r}, not the output of {task!r}")
+    kind, body = open_sealed(key, data, where, scope)
+    if kind != OUTPUT:
+        raise PayloadRejected(f"{where} holds a {kind}, not the output of task {scope[1]}")
     size, _, both = body.partition(b"\n")
     if not size.isdigit():
         raise PayloadRejected(f"{where}: the output does not start with its stdout's size")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 import weakref
 from collections import deque
 from concurrent.futures import Executor as _Executor, Future
@@ -28,6 +29,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, Iterator, Optional, Tup
 
 from .. import _options
 from .calls import TaskFailed, dump_call, exception_from_failure, load_result, run_chunk
+from .sealed import CALL, seal
 from .local import LocalWorkers
 from .taskmaster import TaskMaster
 
@@ -43,11 +45,13 @@ class _CallMaster(TaskMaster):
         self.futures: Dict[str, "Future[Any]"] = {}
 
     def create_input_files(self) -> None:
-        for future, task, data in self._executor._next_batch():
-            if future.set_running_or_notify_cancel():
-                self.futures[task] = future
-                self.expects(task)
-                self.create_input_file(task, data)
+        batch = [(f, t, b) for f, t, b in self._executor._next_batch() if f.set_running_or_notify_cancel()]
+        for future, task, _ in batch:  # all known before a write can fail: the run's end fails them
+            self.futures[task] = future
+            self.expects(task)
+        key = self.key()
+        for _, task, body in batch:
+            self.create_input_file(task, seal(key, CALL, self.scope(task), body))
 
     def process_output_files(self, outputs: Any) -> bool:
         for task, why in self.settle_round().items():
@@ -56,7 +60,7 @@ class _CallMaster(TaskMaster):
 
     def task_done(self, task: str, output: bytes, where: str) -> None:
         try:
-            value = load_result(self.key(), task, output, where)
+            value = load_result(self.key(), self.scope(task), output, where)
         except Exception as exc:  # a rejected seal, or a result that does not unpickle here
             self._end(task, exc)
             return
@@ -64,7 +68,7 @@ class _CallMaster(TaskMaster):
         future.set_result(value)
 
     def task_failed(self, task: str, record: bytes, where: str) -> None:
-        self._end(task, exception_from_failure(self.key(), task, record, where))
+        self._end(task, exception_from_failure(self.key(), self.scope(task), record, where))
 
     def _end(self, task: str, exc: BaseException) -> None:
         future = self.futures.pop(task, None)
@@ -73,35 +77,35 @@ class _CallMaster(TaskMaster):
 
 
 class Executor(_Executor):
-    """Runs calls as fsmw tasks in ``store`` (see ``docs/executor.md``).
+    """Runs calls as fsmw tasks in ``store`` (see ``docs/generic-tasks.md``).
 
     Args:
         store: the store directory, on a file system the workers share; one run per store.
-        options: an :class:`fsmw.Options`; keyword options override its fields.
-            The Executor's defaults differ from the Master's in three:
-            ``abandon_open_round=True`` (a crashed Executor's futures are gone),
-            ``progress=False`` and ``master_idle_sleep_secs=1.0`` (results come
-            back within about a second of their publishing).
-        local_workers: start this many ``fsmw worker`` processes on this machine,
-            stopped at ``shutdown`` (workers elsewhere are started by you).
-        linger_secs: how long submitting must pause before queued calls are
-            written as a round.
+        options: an :class:`fsmw.Options`; keyword options override its fields.  The
+            Executor always closes a round a crashed Executor left open as abandoned
+            (its futures are gone with it); unless given, ``progress`` is False and
+            ``master_idle_sleep_secs`` 1.0 (results come back within about a second).
+        local_workers: start this many ``fsmw worker`` processes on this machine, in
+            their own session, stopped at ``shutdown`` (workers elsewhere are yours).
+        linger_secs: how long submitting must pause before queued calls are written
+            as a round (at most ``MAX_LINGER_SECS`` after the first of them).
     """
+
+    MAX_LINGER_SECS = 1.0
 
     def __init__(self, store: Any, options: Optional[_options.Options] = None, *, local_workers: int = 0,
                  linger_secs: float = 0.05, **kwargs: Any) -> None:
-        if options is None:  # an Options given is taken as it is
-            for name, value in (("abandon_open_round", True), ("progress", False),
-                                ("master_idle_sleep_secs", 1.0)):
-                kwargs.setdefault(name, value)
+        if options is None:
+            kwargs = dict(dict(progress=False, master_idle_sleep_secs=1.0), **kwargs)
+        kwargs["abandon_open_round"] = True  # a crashed Executor's futures cannot be resumed
         self._master = _CallMaster(self, store, options, **kwargs)
-        self._key = self._master.key()  # makes the store and its key now: errors belong here
+        self._master.key()  # makes the store and its key now: errors belong here
         self._cond = threading.Condition()
         self._queue: Deque[Queued] = deque()
         self._names = itertools.count()
         self._holds = 0  # map() calls still submitting
         self._shutdown = False
-        self._error: Optional[BaseException] = None
+        self._ended: Optional[BaseException] = None  # why the run ended, once it has
         self._linger = linger_secs
         self._workers = LocalWorkers(str(self._master.store.root), local_workers, self._master.options)
         self._thread = threading.Thread(target=self._run, name="fsmw-executor")
@@ -114,12 +118,11 @@ class Executor(_Executor):
         return self._master.store
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> "Future[Any]":
+        body = dump_call(fn, args, kwargs)  # NotImportable here, in the caller
         with self._cond:
             self._check_open()
-            task = f"c{next(self._names):09d}"
-            data = dump_call(self._key, task, fn, args, kwargs)
             future: "Future[Any]" = Future()
-            self._queue.append((future, task, data))
+            self._queue.append((future, f"c{next(self._names):09d}", body))
             self._cond.notify_all()
         return future
 
@@ -127,19 +130,18 @@ class Executor(_Executor):
             chunksize: int = 1) -> Iterator[Any]:
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1")
+        items = list(zip(*iterables))  # noqa: B905  first: they may wait on this executor's results
         with self._cond:
-            self._holds += 1
+            self._holds += 1  # the round waits until every call of the map is queued
         try:
             if chunksize == 1:
-                results = super().map(fn, *iterables, timeout=timeout)
-            else:
-                chunks = _chunks(zip(*iterables), chunksize)  # noqa: B905 (map stops at the shortest)
-                results = _flatten(super().map(run_chunk, itertools.repeat(fn), chunks, timeout=timeout))
+                return super().map(fn, *zip(*items), timeout=timeout)  # noqa: B905
+            chunks = list(_chunks(iter(items), chunksize))
+            return _flatten(super().map(run_chunk, [fn] * len(chunks), chunks, timeout=timeout))
         finally:
             with self._cond:
                 self._holds -= 1
                 self._cond.notify_all()
-        return results
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._cond:
@@ -151,28 +153,37 @@ class Executor(_Executor):
         if wait:
             self._thread.join()  # it also waits for the local workers to exit
 
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Optional[bool]:
+        if exc_type is KeyboardInterrupt:  # Ctrl-C: end the run now, do not wait for its calls
+            self.shutdown(wait=False, cancel_futures=True)
+            self._master.store.write_stop(dict(self._master._facts, why="KeyboardInterrupt"))
+        return super().__exit__(exc_type, exc, tb)
+
     # -- the master thread's side ------------------------------------------
     def _check_open(self) -> None:
-        if self._error is not None:
-            raise RuntimeError(f"fsmw.Executor on {self._master.store.root} has failed: "
-                               f"{self._error}") from self._error
+        if self._ended is not None:
+            raise RuntimeError(f"fsmw.Executor on {self._master.store.root} has ended: "
+                               f"{self._ended}") from self._ended
         if self._shutdown:
             raise RuntimeError("cannot submit after shutdown")
 
     def _next_batch(self) -> Iterator[Queued]:
-        """The calls of the next round: those queued once submitting pauses (none at shutdown)."""
+        """The calls of the next round: those queued once submitting pauses, a map has queued
+        all of its calls, or MAX_LINGER_SECS after the first (none at shutdown)."""
         with self._cond:
             self._cond.wait_for(lambda: self._queue or self._shutdown)
-            while not self._shutdown and (self._grew(self._linger) or self._holds):
-                pass
+            deadline = time.monotonic() + self.MAX_LINGER_SECS
+            while not self._shutdown and (self._holds or (time.monotonic() < deadline and self._grew())):
+                if self._holds:
+                    self._cond.wait(self._linger)
             batch = list(self._queue)
             self._queue.clear()
         return iter(batch)
 
-    def _grew(self, secs: float) -> bool:
-        """Whether a call was queued within ``secs`` (the condition's lock is held)."""
+    def _grew(self) -> bool:
+        """Whether a call was queued within ``linger_secs`` (the condition's lock is held)."""
         size = len(self._queue)
-        return self._cond.wait_for(lambda: len(self._queue) != size, secs)
+        return self._cond.wait_for(lambda: len(self._queue) != size, self._linger)
 
     def _more_work(self) -> bool:
         """Wait for another call or shutdown; True if another round should start."""
@@ -181,17 +192,18 @@ class Executor(_Executor):
             return bool(self._queue)
 
     def _run(self) -> None:
+        failed = False
         try:
             summary = self._master.run()
             why: BaseException = RuntimeError(f"the run in {self._master.store.root} was stopped "
-                                              f"from outside (fsmw stop) before this call ran")
+                                              f"(fsmw stop, or Ctrl-C) before this call ended")
             if not summary.stopped:
-                why = RuntimeError("the executor ended before this call ran")
+                why = RuntimeError("the executor was shut down")
         except BaseException as exc:  # the store failed, another master owns it...
             _log.error("fsmw.Executor on %s failed: %s", self._master.store.root, exc)
-            why = self._error = exc
+            why, failed = exc, True
         with self._cond:
-            self._shutdown = True
+            self._shutdown, self._ended = True, why
             queued = [f for f, _, _ in self._queue]
             self._queue.clear()
         for future in queued:
@@ -201,7 +213,7 @@ class Executor(_Executor):
             if not future.done():
                 future.set_exception(why)
         self._master.futures.clear()
-        if self._error is not None:  # no STOP was written: they would wait for work
+        if failed:  # no STOP was written: they would wait for work
             self._workers.terminate()
         self._workers.wait()  # they see STOP within about a second
 

@@ -2,7 +2,9 @@
 
 They run ``python -m fsmw worker STORE`` with this interpreter, the caller's
 ``sys.path`` on their ``PYTHONPATH`` (so the functions a caller can import,
-they can too), the run's lease and attempt limit, and a short idle pause.
+they can too), the run's lease and attempt limit, a short idle pause and no
+idle limit, each in a session of its own (a terminal's Ctrl-C reaches only
+the caller, which ends the run with ``STOP``).
 
 Property: :meth:`LocalWorkers.wait` returns only once every process it
 started has exited: they exit on ``STOP`` (code 0); one still running after
@@ -17,6 +19,7 @@ import sys
 from typing import Any, List
 
 IDLE_SLEEP_SECS = 0.5
+NEVER_IDLE_OUT = 10 ** 9  # seconds: they live as long as their run (a notebook may idle for hours)
 
 
 class LocalWorkers:
@@ -30,14 +33,16 @@ class LocalWorkers:
         return [sys.executable, "-m", "fsmw", "worker", self._store, f"--worker_id={worker_id}",
                 f"--lease_secs={o.lease_secs}", f"--max_attempts={o.max_attempts}",
                 f"--worker_idle_sleep_secs={min(IDLE_SLEEP_SECS, o.worker_idle_sleep_secs)}",
-                "--log_level=WARNING"]
+                f"--worker_max_idle_secs={NEVER_IDLE_OUT}", "--log_level=WARNING"]
 
     def start(self) -> None:
         env = dict(os.environ)
         path = [p or os.getcwd() for p in sys.path]
         env["PYTHONPATH"] = os.pathsep.join(path + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         for worker_id in range(1, self._count + 1):
-            self.procs.append(subprocess.Popen(self.argv(worker_id), env=env, stdin=subprocess.DEVNULL))
+            # their own session: a Ctrl-C meant for the caller does not kill them mid-run
+            self.procs.append(subprocess.Popen(self.argv(worker_id), env=env, stdin=subprocess.DEVNULL,
+                                               start_new_session=True))
 
     def terminate(self) -> None:
         for proc in self.procs:

@@ -2,26 +2,30 @@
 
 A stored call (a pickle) or command (an argv) is code.  Every payload that
 fsmw's generic tasks write into a store is sealed with an HMAC-SHA256 under
-the run's key, bound to its kind and to its task's name::
+the run's key, bound to its kind, its round and its task's name::
 
     fsmw-call 1
+    round: 1
     task: c000000007
     hmac: 5f0c...(64 hex digits)
 
     <body: the pickle, or the JSON argv>
 
-The key is ``$FSMW_KEY`` when that is set, else the store's ``KEY`` file:
-32 random bytes (hex) that the first master creates with mode 0600.  A reader
-takes the file only if it is a regular file (not a link) owned by its own
-user and readable by nobody else.
+The key is ``$FSMW_KEY`` when that is set (at least 32 characters), else
+the store's ``KEY`` file: 32 random bytes (hex) that the first master
+creates with mode 0600.  A reader takes the file only if it is a regular
+file (not a symbolic link, one link only) owned by its own user and readable
+by nobody else.  Payloads are authenticated, not encrypted.
 
 Property: without the key, nothing written into the store is ever
-unpickled or run: :func:`open_sealed` checks the seal before it returns a
-body, with :func:`hmac.compare_digest`; a payload moved to another task's
-name, or a result passed off as a call, fails the check (kind and task are
-under the seal).  Whoever can write the store but cannot read the key (or
-replace it with one the workers accept: that takes their user id) can make
-attempts fail, never make them run something else.
+unpickled or run: :func:`open_sealed` checks the seal for the round and
+task the reader expects before it returns a body, with
+:func:`hmac.compare_digest`; a payload moved to another task, replayed from
+an earlier round, or a result passed off as a call, fails the check (kind,
+round and task are under the seal; rounds are never reused in a store).
+Whoever can write the store but cannot read the key (or replace it with one
+the workers accept: that takes their user id) can make attempts fail, never
+make them run something else.
 """
 
 from __future__ import annotations
@@ -31,12 +35,13 @@ import hmac
 import os
 import secrets
 import stat
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 from .._core.errors import FsmwError
 
 KEY_NAME = "KEY"
 KEY_ENV = "FSMW_KEY"
+MIN_KEY = 32
 CALL, RESULT, COMMAND, OUTPUT, EXCEPTION = "call", "result", "command", "output", "exception"
 KINDS = (CALL, RESULT, COMMAND, OUTPUT, EXCEPTION)
 _VERSION = "1"
@@ -50,38 +55,45 @@ class KeyProblem(FsmwError):
     """The run's key cannot be read or is not safe to trust."""
 
 
-def _digest(key: bytes, kind: str, task: str, body: bytes) -> str:
-    mac = hmac.new(key, f"fsmw-{kind}\0{task}\0".encode(), hashlib.sha256)
+Scope = Tuple[int, str]  # (round number, task name): what a payload is sealed for
+
+
+def _digest(key: bytes, kind: str, scope: Scope, body: bytes) -> str:
+    round_number, task = scope
+    mac = hmac.new(key, f"fsmw-{kind}\0{round_number}\0{len(task)}:{task}\0".encode(), hashlib.sha256)
     mac.update(body)
     return mac.hexdigest()
 
 
-def seal(key: bytes, kind: str, task: str, body: bytes, facts: Tuple[Tuple[str, str], ...] = ()) -> bytes:
-    """A sealed payload: a readable header (``facts`` are shown, not sealed), then ``body``."""
+def seal(key: bytes, kind: str, scope: Scope, body: bytes, facts: Tuple[Tuple[str, str], ...] = ()) -> bytes:
+    """A payload sealed for ``scope``: a readable header (``facts`` are shown, not sealed), then ``body``."""
     extra = "".join(f"{k}: {v}\n" for k, v in facts)
-    head = f"fsmw-{kind} {_VERSION}\ntask: {task}\n{extra}hmac: {_digest(key, kind, task, body)}\n\n"
+    head = (f"fsmw-{kind} {_VERSION}\nround: {scope[0]}\ntask: {scope[1]}\n{extra}"
+            f"hmac: {_digest(key, kind, scope, body)}\n\n")
     return head.encode() + body
 
 
-def open_sealed(key: bytes, data: bytes, where: str) -> Tuple[str, str, bytes]:
-    """(kind, task, body) of a sealed payload, once its seal is checked.
+def open_sealed(key: bytes, data: bytes, where: str, scope: Scope) -> Tuple[str, bytes]:
+    """(kind, body) of a payload, once its seal is checked for ``scope`` (round and task).
 
     Raises:
-        PayloadRejected: naming ``where`` and what is wrong.
+        PayloadRejected: naming ``where`` and what is wrong: not a payload, or not sealed under
+            this key for this round and task (tampered with, moved, or replayed from elsewhere).
     """
     head, sep, body = data.partition(b"\n\n")
     lines = head.decode("utf-8", errors="replace").split("\n")
     first = lines[0].split(" ")
     if not sep or len(first) != 2 or not first[0].startswith("fsmw-") or first[0][5:] not in KINDS:
-        raise PayloadRejected(f"{where} is not an fsmw payload (no 'fsmw-<kind> 1' header)")
+        raise PayloadRejected(f"{where} is not an fsmw payload (no 'fsmw-<kind> 1' header); nothing was run")
     if first[1] != _VERSION:
         raise PayloadRejected(f"{where}: payload version {first[1]!r} is not {_VERSION!r}")
     facts = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
-    kind, task, claimed = first[0][5:], facts.get("task", ""), facts.get("hmac", "")
-    if not hmac.compare_digest(claimed.encode(), _digest(key, kind, task, body).encode()):
-        raise PayloadRejected(f"{where}: the payload's HMAC does not match the run's key "
-                              f"(tampered with, or sealed under another key); nothing was run")
-    return kind, task, body
+    kind, claimed = first[0][5:], facts.get("hmac", "")
+    if not hmac.compare_digest(claimed.encode(), _digest(key, kind, scope, body).encode()):
+        raise PayloadRejected(f"{where}: the payload's HMAC does not match the run's key for round "
+                              f"{scope[0]} task {scope[1]} (tampered with, moved or replayed, or sealed "
+                              f"under another key); nothing was run")
+    return kind, body
 
 
 def header(data: bytes) -> dict:
@@ -98,6 +110,10 @@ def load_key(store: str, create: bool = False) -> bytes:
     """
     env = os.environ.get(KEY_ENV)
     if env:
+        if len(env) < MIN_KEY:
+            raise KeyProblem(f"${KEY_ENV} is too short to be a key ({len(env)} characters; want at "
+                             f"least {MIN_KEY}, e.g. the output of: python3 -c 'import secrets; "
+                             f"print(secrets.token_hex(32))')")
         return env.encode()
     path = os.path.join(store, KEY_NAME)
     if create:
@@ -116,7 +132,7 @@ def load_key(store: str, create: bool = False) -> bytes:
         key = os.read(fd, 4096).strip()
     finally:
         os.close(fd)
-    if len(key) < 32:
+    if len(key) < MIN_KEY:
         raise KeyProblem(f"{path} is too short to be the run's key ({len(key)} bytes)")
     return key
 
@@ -128,6 +144,8 @@ def _untrusted(st: os.stat_result) -> Optional[str]:
         return f"owned by uid {st.st_uid}, not by this user ({os.geteuid()})"
     if st.st_mode & 0o077:
         return f"mode {stat.S_IMODE(st.st_mode):04o} lets others read or write it (want 0600)"
+    if st.st_nlink != 1:
+        return f"it has {st.st_nlink} links (another store's key, linked in?)"
     return None
 
 
@@ -146,3 +164,26 @@ def _create_key(path: str) -> None:
         pass
     finally:
         os.unlink(tmp)
+
+
+def read_regular(path: str, limit: int = 1 << 30) -> bytes:
+    """The bytes of a regular file; never blocks on a FIFO or follows a final symbolic link.
+
+    Raises:
+        OSError: it cannot be read; PayloadRejected: it is not a regular file, or too big.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PayloadRejected(f"{path} is not a regular file; nothing was read")
+        if st.st_size > limit:
+            raise PayloadRejected(f"{path} is {st.st_size} bytes, more than {limit}")
+        chunks: List[bytes] = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)

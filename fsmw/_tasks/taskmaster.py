@@ -20,7 +20,7 @@ from .._core import layout as names
 from .._core.shard import Shard
 from .._core.system import lexists
 from .._master.master import Master
-from .sealed import load_key
+from .sealed import PayloadRejected, Scope, load_key, read_regular
 
 
 class TaskMaster(Master):
@@ -37,6 +37,10 @@ class TaskMaster(Master):
             self._open_store()  # made if need be; a finished run (STOP) is refused here
             self._key = load_key(str(self.store.root), create=True)
         return self._key
+
+    def scope(self, task: str) -> Scope:
+        """What ``task``'s payloads in the current round are sealed for."""
+        return (self.round, task)
 
     def expects(self, task: str) -> None:
         """Hand ``task``'s result over when it comes (call before writing its input)."""
@@ -62,8 +66,9 @@ class TaskMaster(Master):
     def _hand_over(self, shard: Shard, task: str, kind: str) -> None:
         where = shard.file(task, kind)
         try:
-            with open(where, "rb") as f:
-                data = f.read()
+            data = read_regular(where)  # never blocks on a FIFO someone put there
+        except PayloadRejected as exc:
+            data = b"error: " + str(exc).encode()  # handed over as is: it fails the seal
         except OSError as exc:  # ESTALE and the like: the next poll lists it again
             self.log.warning("cannot read %s yet: %s", where, exc)
             return

@@ -28,9 +28,13 @@ def _usage(text: str, problem: str = "") -> int:
 
 
 def worker_command(argv: List[str]) -> int:
-    if not argv or argv[0].startswith("-"):
-        return _usage(WORKER_USAGE, "" if argv and argv[0] in ("-h", "--help") else "STORE is missing")
     from .. import flags
+    if argv[:1] in (["-h"], ["--help"]):
+        print(WORKER_USAGE.split("   ")[0] + "\nflags (see docs/generic-tasks.md): "
+              + ", ".join(f"--{name}" for name in ("worker_id", "log_level") + flags.WORKER_FLAGS))
+        return 0
+    if not argv or argv[0].startswith("-"):
+        return _usage(WORKER_USAGE, "STORE is missing")
     from .._tasks.worker import TaskWorker
 
     flags.parse_again(["fsmw worker"] + argv[1:])
@@ -53,7 +57,7 @@ def run_command(argv: List[str]) -> int:
     if not local.isdigit():
         return _usage(RUN_USAGE, f"--local-workers must be a number, not {local!r}")
     from .. import flags
-    from .._tasks.commandrun import CommandMaster, read_tasks
+    from .._tasks.commandrun import CommandMaster, OutputClosed, read_tasks
     from .._tasks.local import LocalWorkers
 
     flags.parse_again(["fsmw run"] + rest)
@@ -65,15 +69,18 @@ def run_command(argv: List[str]) -> int:
     workers.start()
     try:
         summary = master.run()
+    except OutputClosed as exc:
+        print(f"fsmw run: {exc}", file=sys.stderr)
+        return 1
     finally:
         if workers.procs and not master.store.stopped():
             workers.terminate()
         workers.wait()
-    failed = len(master.failed)
-    print(f"fsmw run: {len(tasks)} tasks: {len(tasks) - failed} done, {failed} failed "
-          f"({summary.wall_secs:.1f} s)" + ("; stopped from outside" if summary.stopped else ""),
-          file=sys.stderr)
-    return 1 if failed or summary.stopped else 0
+    failed, not_run = len(master.failed), len(tasks) - master.done - len(master.failed)
+    print(f"fsmw run: {len(tasks)} tasks: {master.done} done, {failed} failed"
+          + (f", {not_run} not run" if not_run else "") + f" ({summary.wall_secs:.1f} s)"
+          + ("; stopped from outside" if summary.stopped else ""), file=sys.stderr)
+    return 1 if failed or not_run or summary.stopped else 0
 
 
 def _take(args: List[str], name: str) -> "str | None":

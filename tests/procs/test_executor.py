@@ -81,7 +81,7 @@ def test_results_stream_back_before_the_round_ends(tmp_path):
         assert slow.result(timeout=60) == 8.0
 
 
-def test_functions_that_cannot_travel_are_refused_at_submit(tmp_path):
+def test_functions_that_cannot_travel_are_refused_at_submit(tmp_path, monkeypatch):
     with fsmw.Executor(tmp_path / "s", **FAST) as ex:
         with pytest.raises(fsmw.NotImportable, match="top level of an importable module"):
             ex.submit(lambda: 1)
@@ -90,8 +90,9 @@ def test_functions_that_cannot_travel_are_refused_at_submit(tmp_path):
             return 1
         with pytest.raises(fsmw.NotImportable):
             ex.submit(local)
-        main_fn = type(calls.square)(calls.square.__code__, {}, "square")
-        main_fn.__module__ = "__main__"
+        main_fn = type(calls.square)(calls.square.__code__, {}, "in_main")
+        main_fn.__module__, main_fn.__qualname__ = "__main__", "in_main"
+        monkeypatch.setattr(sys.modules["__main__"], "in_main", main_fn, raising=False)  # a script's
         with pytest.raises(fsmw.NotImportable, match="defined in __main__"):
             ex.submit(main_fn)
     with pytest.raises(RuntimeError, match="after shutdown"):

@@ -46,3 +46,8 @@ def fail_first(marker_dir: str, x: int) -> int:
 def nap(secs: float) -> float:
     time.sleep(secs)
     return secs
+
+
+def numbers(n: int):
+    """A generator: a result that does not pickle."""
+    return (i for i in range(n))

@@ -124,6 +124,7 @@ def test_fsmw_worker_sub_takes_store_and_workers_from_the_command_line(htcondor,
     assert len(re.findall(r"^\s*queue\b", text, re.M | re.I)) == 1, "one queue statement only"
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("PYTHONPATH", "/shared/code")
+    monkeypatch.setenv("FSMW_KEY", "s" * 64)
     # `condor_submit fsmw_worker.sub store=/shared/st workers=2` reads store=... and
     # workers=... as if they were the file's first lines: the file must not set them again.
     ads = list(htcondor.Submit("store=/shared/st\nworkers=2\n" + text).jobs(count=0))
@@ -133,6 +134,7 @@ def test_fsmw_worker_sub_takes_store_and_workers_from_the_command_line(htcondor,
         assert shlex.split(ad["Args"]) == ["python3", "-m", "fsmw", "worker", "/shared/st",
                                            f"--worker_id={number}", "--worker_idle_sleep_secs=2"]
         assert "PYTHONPATH=/shared/code" in ad["Environment"], "getenv passes PYTHONPATH"
+        assert "FSMW_KEY" not in ad["Environment"], "a key in a job ad is readable by others"
     assert len({ad["Out"] for ad in ads}) == len({ad["Err"] for ad in ads}) == 2  # one log per job
     defaults = list(htcondor.Submit(text).jobs(count=0))
     assert [shlex.split(ad["Args"])[4] for ad in defaults] == ["store"] * 3
