@@ -76,6 +76,11 @@ class _CallMaster(TaskMaster):
             future.set_exception(exc)
 
 
+class _ShutDown(RuntimeError):
+    """Why a call queued when the run ended normally did not run (it cannot happen: shutdown
+    lets queued calls run; kept for a call submitted in the last instant)."""
+
+
 class Executor(_Executor):
     """Runs calls as fsmw tasks in ``store`` (see ``docs/generic-tasks.md``).
 
@@ -161,11 +166,11 @@ class Executor(_Executor):
 
     # -- the master thread's side ------------------------------------------
     def _check_open(self) -> None:
-        if self._ended is not None:
-            raise RuntimeError(f"fsmw.Executor on {self._master.store.root} has ended: "
-                               f"{self._ended}") from self._ended
-        if self._shutdown:
+        if self._shutdown and self._ended is None or isinstance(self._ended, _ShutDown):
             raise RuntimeError("cannot submit after shutdown")
+        if self._ended is not None:
+            raise RuntimeError(f"cannot submit: fsmw.Executor on {self._master.store.root} has ended: "
+                               f"{self._ended}") from self._ended
 
     def _next_batch(self) -> Iterator[Queued]:
         """The calls of the next round: those queued once submitting pauses, a map has queued
@@ -198,7 +203,7 @@ class Executor(_Executor):
             why: BaseException = RuntimeError(f"the run in {self._master.store.root} was stopped "
                                               f"(fsmw stop, or Ctrl-C) before this call ended")
             if not summary.stopped:
-                why = RuntimeError("the executor was shut down")
+                why = _ShutDown("the executor was shut down")
         except BaseException as exc:  # the store failed, another master owns it...
             _log.error("fsmw.Executor on %s failed: %s", self._master.store.root, exc)
             why, failed = exc, True

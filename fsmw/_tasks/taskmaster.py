@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Set
 
 from .._core import layout as names
+from .._core.records import format_record
 from .._core.shard import Shard
 from .._core.system import lexists
 from .._master.master import Master
@@ -67,8 +68,8 @@ class TaskMaster(Master):
         where = shard.file(task, kind)
         try:
             data = read_regular(where)  # never blocks on a FIFO someone put there
-        except PayloadRejected as exc:
-            data = b"error: " + str(exc).encode()  # handed over as is: it fails the seal
+        except PayloadRejected as exc:  # not a regular file: the task failed, with this error
+            kind, data = names.FAILED, format_record(dict(error=str(exc)))
         except OSError as exc:  # ESTALE and the like: the next poll lists it again
             self.log.warning("cannot read %s yet: %s", where, exc)
             return

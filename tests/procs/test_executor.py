@@ -154,8 +154,10 @@ def test_an_external_worker_serves_the_executor_and_exits_stopped(tmp_path, proc
     assert [x for x, _, _ in got] == list(range(5))
     assert {pid for _, pid, _ in got} == {worker.pid}
     assert worker.wait(30) == fsmw.ExitCode.STOPPED
-    assert subprocess.run([sys.executable, "-m", "fsmw", "status", str(tmp_path / "s")],
-                          capture_output=True, text=True).returncode == 0
+    for tool in (["status"], ["report", "--html", str(tmp_path / "r.html")]):
+        assert subprocess.run([sys.executable, "-m", "fsmw", tool[0], str(tmp_path / "s"), *tool[1:]],
+                              capture_output=True, text=True).returncode == 0
+    assert "c000000004" in (tmp_path / "r.html").read_text()
 
 
 def test_calls_submitted_while_a_round_runs_form_the_next_round(tmp_path):
@@ -180,7 +182,8 @@ time.sleep(120)
 """
 
 
-def test_a_new_executor_abandons_the_round_of_one_that_crashed(tmp_path, procs):
+@pytest.mark.parametrize("given", ["keywords", "options"])
+def test_a_new_executor_abandons_the_round_of_one_that_crashed(tmp_path, procs, given):
     store = tmp_path / "s"
     script = tmp_path / "crashing.py"
     script.write_text(CRASHING)
@@ -188,7 +191,8 @@ def test_a_new_executor_abandons_the_round_of_one_that_crashed(tmp_path, procs):
     wait_for(lambda: list(store.glob("round-000001/SEALED")), 30, "round 1 sealed")
     crashed.crash()
     crashed.wait(10)
-    with fsmw.Executor(store, local_workers=1, **FAST) as ex:
+    how = dict(options=fsmw.Options(**FAST)) if given == "options" else FAST
+    with fsmw.Executor(store, local_workers=1, **how) as ex:
         assert list(ex.map(calls.square, [2, 3])) == [4, 9]
     assert "abandoned" in (store / "round-000001" / "CLOSED").read_text()
 

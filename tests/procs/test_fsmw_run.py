@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -161,4 +164,55 @@ def test_a_run_stopped_from_outside_exits_1_and_says_so(tmp_path, procs):
     wait_for(lambda: list(store.glob("round-*/SEALED")), 30, "the round sealed")
     assert procs.start("stop", FSMW + ["stop", str(store)]).wait(30) == 0
     assert main.wait(60) == 1
-    assert any("stopped from outside" in line for line in split_log(main)[1])
+    assert any("2 tasks: 0 done, 0 failed, 2 not run" in line and "stopped from outside" in line
+               for line in split_log(main)[1])
+
+
+def test_a_fifo_in_place_of_an_output_fails_that_task_and_blocks_nothing(tmp_path, procs):
+    tasks, store = tmp_path / "tasks.txt", tmp_path / "s"
+    tasks.write_text("x\n")
+    main = run(procs, store, tasks, "echo", "out:{}")
+    wait_for(lambda: list(store.glob("round-*/SEALED")), 30, "the round sealed")
+    os.mkfifo(next(store.glob("round-*/shard-*")) / "line-000001.out")
+    assert main.wait(30) == 1
+    assert any("line-000001" in line and "not a regular file" in line for line in split_log(main)[1])
+
+
+def test_a_closed_stdout_ends_the_run_cleanly(tmp_path):
+    tasks = tmp_path / "tasks.txt"
+    tasks.write_text("".join(f"{i}\n" for i in range(300)))
+    shell = (f"{sys.executable} -m fsmw run {tmp_path / 's'} --tasks {tasks} --local-workers 2 "
+             f"--progress=false -- echo out:{{}} 2>{tmp_path / 'err'} | head -1")
+    got = subprocess.run(["sh", "-c", shell], capture_output=True, text=True, timeout=60)
+    assert got.stdout == "out:0\n"
+    err = (tmp_path / "err").read_text()
+    assert "stdout was closed" in err or "300 done" in err  # closed early, or read to the end first
+
+
+def test_use_tmp_checks_the_claims_task_not_the_files(tmp_path, procs):
+    tasks, store = tmp_path / "tasks.txt", tmp_path / "s"
+    tasks.write_text("a\nb\n")
+    main = run(procs, store, tasks, "echo", "out:{}", flags=("--max_attempts=1",))
+    wait_for(lambda: list(store.glob("round-*/SEALED")), 30, "the round sealed")
+    shard = next(store.glob("round-*/shard-*"))
+    (shard / "line-000001.in").write_bytes((shard / "line-000002.in").read_bytes())
+    one = worker(procs, store, 1, "--use_tmp", "--max_attempts=1")
+    assert main.wait(60) == 1
+    out, err = split_log(main)
+    assert out == ["out:b"], "b ran once, under its own name"
+    assert any("line-000001" in line and "HMAC does not match" in line for line in err)
+    assert one.wait(30) == 0
+
+
+def test_sigterm_to_a_worker_kills_its_command_and_exits_4(tmp_path, procs):
+    tasks, store, pid_file = tmp_path / "tasks.txt", tmp_path / "s", tmp_path / "pid"
+    tasks.write_text("x\n")
+    main = run(procs, store, tasks, "sh", "-c", f'echo $$ > {pid_file}; trap "" TERM INT; sleep 60')
+    one = worker(procs, store, 1)
+    pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), 30, "the command"))
+    one.signal(signal.SIGTERM)
+    assert one.wait(30) == 4
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text()
+             .split()[2], 10, "the command killed")
+    main.signal(signal.SIGTERM)
+    main.wait(30)
