@@ -7,16 +7,18 @@ bytes under the store's key, and resumes the open round (``resume``).
 
 Property: each task's stdout is written to ``out`` exactly once, in the
 order of the lines, as soon as every earlier task has ended; a failed task
-is named on ``err`` with its line and last error, in the same order.
+is named on ``err`` with its line and last error, in the same order.  An
+output that waits for earlier tasks is held as its path, not its bytes.
 """
 
 from __future__ import annotations
 
-from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
+from typing import IO, Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from .._core.errors import FsmwError
 from .._core.records import error_line
 from .commands import BadCommand, dump_command, load_output, substitute
+from .sealed import PayloadRejected, read_regular
 from .taskmaster import TaskMaster
 
 PREFIX = "line-"
@@ -57,7 +59,7 @@ class CommandMaster(TaskMaster):
         width = max(6, len(str(tasks[-1][0])))
         self._names = [f"{PREFIX}{n:0{width}d}" for n, _ in tasks]
         self._position = {name: i for i, name in enumerate(self._names)}
-        self._ended: Dict[int, Tuple[Optional[bytes], str]] = {}
+        self._ended: Dict[int, Tuple[Union[bytes, str, None], str]] = {}  # bytes, a path, or failed
         self._next = 0
         self.failed: List[str] = []
         self.done = 0
@@ -76,13 +78,27 @@ class CommandMaster(TaskMaster):
         return False
 
     def task_done(self, task: str, output: bytes, where: str) -> None:
-        try:
-            stdout: Optional[bytes] = load_output(self.key(), self.scope(task), output, where).stdout
-            why = ""
-        except Exception as exc:  # a rejected seal: the output is not trusted, the task not done
-            stdout, why = None, str(exc)
-        self._ended[self._position[task]] = (stdout, why)
+        i = self._position[task]
+        stdout, why = self._stdout(task, output, where)
+        # An output that must wait for earlier tasks is kept as its path, not its bytes (read
+        # and checked again when its turn comes), so memory does not grow with the outputs.
+        self._ended[i] = (stdout if i == self._next or stdout is None else where, why)
         self._print_ready()
+
+    def _stdout(self, task: str, output: bytes, where: str) -> Tuple[Optional[bytes], str]:
+        """(stdout, "") of a checked output, or (None, why it is not trusted)."""
+        try:
+            return load_output(self.key(), self.scope(task), output, where).stdout, ""
+        except Exception as exc:  # a rejected seal: the output is not trusted, the task not done
+            return None, str(exc)
+
+    def _printable(self, i: int, kept: Union[bytes, str, None], why: str) -> Tuple[Optional[bytes], str]:
+        if not isinstance(kept, str):
+            return kept, why
+        try:
+            return self._stdout(self._names[i], read_regular(kept), kept)
+        except (OSError, PayloadRejected) as exc:
+            return None, f"cannot read {kept} again: {exc}"
 
     def task_failed(self, task: str, record: bytes, where: str) -> None:
         self._ended[self._position[task]] = (None, error_line(record))
@@ -90,7 +106,8 @@ class CommandMaster(TaskMaster):
 
     def _print_ready(self) -> None:
         try:
-            for i, (stdout, why) in self._ready():
+            for i, (kept, why_kept) in self._ready():
+                stdout, why = self._printable(i, kept, why_kept)
                 if stdout is not None:
                     self._out.write(stdout)
                     self.done += 1
@@ -104,7 +121,7 @@ class CommandMaster(TaskMaster):
             raise OutputClosed("stdout was closed (a pipe's reader exited); the round stays open: "
                                "rerun the same command to resume") from None
 
-    def _ready(self) -> Iterator[Tuple[int, Tuple[Optional[bytes], str]]]:
+    def _ready(self) -> Iterator[Tuple[int, Tuple[Union[bytes, str, None], str]]]:
         while self._next in self._ended:
             i = self._next
             self._next += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import io
 import os
 import pickle
 import sys
@@ -12,7 +13,7 @@ import pytest
 
 from fsmw._core.records import failed_record, format_record
 from fsmw._tasks import calls, commands, sealed
-from fsmw._tasks.commandrun import read_tasks
+from fsmw._tasks.commandrun import CommandMaster, read_tasks
 from support import calls as user
 
 KEY = b"k" * 64
@@ -166,3 +167,21 @@ def test_a_command_runs_with_no_stdin_here_and_a_signal_fails_it(tmp_path, monke
     assert out.stdout == f"{tmp_path}\n".encode(), "stdin is /dev/null, the directory the worker's"
     with pytest.raises(commands.CommandFailed, match="sh was killed by signal 9"):
         commands.run_command(KEY, (1, "t"), ["sh", "-c", "kill -9 $$"])
+
+
+def test_fsmw_run_holds_an_output_that_waits_as_its_path_and_checks_it_again(tmp_path):
+    out, err = io.BytesIO(), io.StringIO()
+    master = CommandMaster(str(tmp_path / "s"), [(1, "a"), (2, "b"), (3, "c")], ["echo"], out, err)
+    key = master.key()
+    master.round = 1
+    files = {}
+    for n, word in ((2, "b"), (3, "c")):
+        files[n] = tmp_path / f"o{n}"
+        files[n].write_bytes(commands.run_command(key, (1, f"line-00000{n}"), ["echo", word]))
+        master.task_done(f"line-00000{n}", files[n].read_bytes(), str(files[n]))
+    assert master._ended[1][0] == str(files[2]) and out.getvalue() == b"", "a path, not the bytes"
+    files[3].write_bytes(files[2].read_bytes())  # swapped while it waited: checked again
+    first = commands.run_command(key, (1, "line-000001"), ["echo", "a"])
+    master.task_done("line-000001", first, "o1")
+    assert out.getvalue() == b"a\nb\n"
+    assert master.failed == ["line-000003"] and "HMAC does not match" in err.getvalue()
