@@ -19,6 +19,7 @@ ended the run (the store failed, or ``fsmw stop``).
 from __future__ import annotations
 
 import itertools
+import secrets
 import logging
 import threading
 import time
@@ -108,6 +109,9 @@ class Executor(_Executor):
         self._cond = threading.Condition()
         self._queue: Deque[Queued] = deque()
         self._names = itertools.count()
+        # Task names unique to this Executor: a payload of another Executor's round (even one
+        # whose round number was freed by renaming its directory away) names no task of ours.
+        self._prefix = secrets.token_hex(4)
         self._holds = 0  # map() calls still submitting
         self._shutdown = False
         self._ended: Optional[BaseException] = None  # why the run ended, once it has
@@ -127,7 +131,7 @@ class Executor(_Executor):
         with self._cond:
             self._check_open()
             future: "Future[Any]" = Future()
-            self._queue.append((future, f"c{next(self._names):09d}", body))
+            self._queue.append((future, f"c{self._prefix}-{next(self._names):09d}", body))
             self._cond.notify_all()
         return future
 

@@ -4,7 +4,9 @@ They run ``python -m fsmw worker STORE`` with this interpreter, the caller's
 ``sys.path`` on their ``PYTHONPATH`` (so the functions a caller can import,
 they can too), the run's lease and attempt limit, a short idle pause and no
 idle limit, each in a session of its own (a terminal's Ctrl-C reaches only
-the caller, which ends the run with ``STOP``).
+the caller, which ends the run with ``STOP``), and each stops as SIGTERM
+would stop it once the process that started it is gone (killed, say, before
+it could write ``STOP``).
 
 Property: :meth:`LocalWorkers.wait` returns only once every process it
 started has exited: they exit on ``STOP`` (code 0); one still running after
@@ -19,6 +21,7 @@ import sys
 from typing import Any, List
 
 IDLE_SLEEP_SECS = 0.5
+PARENT_FLAG = "--exit_with_pid"  # fsmw worker's own flag (cli.tasks): stop once that process is gone
 NEVER_IDLE_OUT = 10 ** 9  # seconds: they live as long as their run (a notebook may idle for hours)
 
 
@@ -33,7 +36,8 @@ class LocalWorkers:
         return [sys.executable, "-m", "fsmw", "worker", self._store, f"--worker_id={worker_id}",
                 f"--lease_secs={o.lease_secs}", f"--max_attempts={o.max_attempts}",
                 f"--worker_idle_sleep_secs={min(IDLE_SLEEP_SECS, o.worker_idle_sleep_secs)}",
-                f"--worker_max_idle_secs={NEVER_IDLE_OUT}", "--log_level=WARNING"]
+                f"--worker_max_idle_secs={NEVER_IDLE_OUT}", "--log_level=WARNING",
+                f"{PARENT_FLAG}={os.getpid()}"]
 
     def start(self) -> None:
         env = dict(os.environ)

@@ -91,7 +91,7 @@ def scratch_dir(options: Options) -> Iterator[Optional[Path]]:
 def _copy_out(round_dir: Shard, source: str, local: str) -> None:
     """Copy a store file (read through the store's fs) to a local scratch file."""
     fs = round_dir.fs
-    fd = fs.open(source, O_READ)
+    fd = fs.open(source, O_READ | os.O_NONBLOCK)  # a FIFO put there reads as empty, never blocks
     try:
         with open(local, "wb") as out:
             for chunk in iter(lambda: fs.read(fd, 1 << 20), b""):

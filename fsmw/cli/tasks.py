@@ -11,10 +11,15 @@ succeeded, 1 when any failed (each named on stderr) or the run was stopped,
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import threading
+import time
 from typing import List
 
 from .._core.errors import FsmwError
+from .._tasks.local import PARENT_FLAG
 
 WORKER_USAGE = "usage: fsmw worker STORE [--flag=value ...]   (the flags of examples/worker.py --help)"
 RUN_USAGE = ("usage: fsmw run STORE --tasks FILE [--local-workers N] [--flag=value ...] -- CMD [ARGS...]\n"
@@ -37,10 +42,24 @@ def worker_command(argv: List[str]) -> int:
         return _usage(WORKER_USAGE, "STORE is missing")
     from .._tasks.worker import TaskWorker
 
-    flags.parse_again(["fsmw worker"] + argv[1:])
+    rest = argv[1:]
+    parent = _take(rest, PARENT_FLAG)
+    flags.parse_again(["fsmw worker"] + rest)
     logging.getLogger().setLevel(flags.FLAGS.log_level)
     worker = TaskWorker(argv[0], flags.worker_id(), **flags.worker_options())  # type: ignore[arg-type]
+    if parent is not None and parent.isdigit():
+        _stop_when_gone(int(parent))
     return int(worker.run())
+
+
+def _stop_when_gone(parent: int) -> None:
+    """A local worker (``_tasks.local``) stops, as on SIGTERM, once the process that started
+    it is gone (we are then a child of another process): no run outlives its master."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler would: the running task is given back
+    threading.Thread(target=watch, name="fsmw-parent-watch", daemon=True).start()
 
 
 def run_command(argv: List[str]) -> int:
@@ -102,3 +121,7 @@ def run_or_usage(command: str, argv: List[str]) -> int:
     except FsmwError as exc:
         print(f"fsmw {command}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"fsmw {command}: interrupted" + ("; the round stays open: rerun the same command "
+                                               "to resume" if command == "run" else ""), file=sys.stderr)
+        return 130

@@ -92,22 +92,28 @@ def test_map_timeout_and_shutdown_without_waiting(tmp_path, procs):
     assert (store / "STOP").exists()
 
 
-def test_a_result_replayed_from_an_earlier_round_is_refused(tmp_path, procs):
+@pytest.mark.parametrize("how", ["next round", "round renamed away"])
+def test_a_result_replayed_from_an_earlier_round_is_refused(tmp_path, procs, how):
     store = tmp_path / "s"
     script = tmp_path / "first.py"
     script.write_text("import sys, time\nimport fsmw\nfrom support import calls\n"
                       "ex = fsmw.Executor(sys.argv[1], local_workers=1, lease_secs=5.0)\n"
                       "print(ex.submit(calls.square, 3).result(), flush=True)\ntime.sleep(120)\n")
     first = procs.start("first", [sys.executable, str(script), str(store)], env=PATH)
-    old = wait_for(lambda: list(store.glob("round-000001/shard-*/c000000000.out")), 60, "round 1's result")[0]
+    first.wait_log("9", 60)
     first.crash()  # its round stays open; the next Executor abandons it
     first.wait(10)
+    old = next(store.glob("round-000001/shard-*/*.out"))
+    if how == "round renamed away":  # so that the next round is numbered 1 again
+        old = Path(shutil.copy(old, tmp_path / "kept.out"))
+        (store / "round-000001").rename(tmp_path / "old-round")
     ex = fsmw.Executor(store, **FAST)
     future = ex.submit(calls.square, 100)
-    wait_for(lambda: list(store.glob("round-000002/SEALED")), 30, "round 2 sealed")
-    shard = next(store.glob("round-000002/shard-*"))
-    shutil.copy(old, shard / "c000000000.out")  # what someone who can write the store could do
-    with pytest.raises(fsmw.PayloadRejected, match="round 2 task c000000000 .*replayed"):
+    number = 2 if how == "next round" else 1
+    new = wait_for(lambda: list(store.glob(f"round-00000{number}/shard-*/*.in")), 30, "the new input")[0]
+    wait_for(lambda: (store / f"round-00000{number}" / "SEALED").exists(), 30, "the new round sealed")
+    shutil.copy(old, new.with_suffix(".out"))  # what someone who can write the store could do
+    with pytest.raises(fsmw.PayloadRejected, match=f"round {number} task {new.stem} .*replayed"):
         future.result(timeout=60)
     ex.shutdown()
 
@@ -152,3 +158,19 @@ def test_an_interpreter_that_exits_without_shutdown_runs_its_calls_and_ends_the_
     assert main.wait(60) == 0, main.tail()
     assert (store / "STOP").exists()
     assert len(list(store.glob("round-*/shard-*/*.out"))) == 2
+
+
+def test_local_workers_stop_when_their_starter_is_killed(tmp_path, procs):
+    store, tasks = tmp_path / "s", tmp_path / "tasks.txt"
+    tasks.write_text("".join(f"{i}\n" for i in range(4)))
+    main = procs.start("run", [sys.executable, "-m", "fsmw", "run", str(store), "--tasks", str(tasks),
+                               "--local-workers", "2", "--lease_secs=5", "--", "sleep", "30"])
+    wait_for(lambda: len(list(store.glob("round-*/shard-*/*.claim.*"))) == 2, 30, "both workers busy")
+    main.signal(signal.SIGKILL)  # no STOP is written: the workers must notice by themselves
+    main.wait(10)
+
+    def workers_left():
+        return subprocess.run(["pgrep", "-f", f"fsmw worker {store}"], capture_output=True,
+                              text=True).stdout.split()
+    wait_for(lambda: not workers_left(), 30, "the orphaned local workers to stop")
+    assert not (store / "STOP").exists()

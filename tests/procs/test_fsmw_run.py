@@ -216,3 +216,29 @@ def test_sigterm_to_a_worker_kills_its_command_and_exits_4(tmp_path, procs):
              .split()[2], 10, "the command killed")
     main.signal(signal.SIGTERM)
     main.wait(30)
+
+
+def test_a_fifo_as_an_input_fails_its_task_even_with_use_tmp(tmp_path, procs):
+    tasks, store = tmp_path / "tasks.txt", tmp_path / "s"
+    tasks.write_text("a\nb\n")
+    main = run(procs, store, tasks, "echo", "out:{}", flags=("--max_attempts=1",))
+    wait_for(lambda: list(store.glob("round-*/SEALED")), 30, "the round sealed")
+    fifo = next(store.glob("round-*/shard-*")) / "line-000001.in"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    one = worker(procs, store, 1, "--use_tmp", "--max_attempts=1")
+    assert main.wait(60) == 1
+    out, err = split_log(main)
+    assert out == ["out:b"] and any("line-000001" in line for line in err)
+    assert one.wait(30) == 0
+
+
+def test_ctrl_c_exits_130_and_leaves_the_round_open_for_a_rerun(tmp_path, procs):
+    tasks, store = tmp_path / "tasks.txt", tmp_path / "s"
+    tasks.write_text("a\n")
+    main = run(procs, store, tasks, "echo", "out:{}")
+    wait_for(lambda: list(store.glob("round-*/SEALED")), 30, "the round sealed")
+    main.signal(signal.SIGINT)
+    assert main.wait(30) == 130
+    assert any("interrupted; the round stays open" in line for line in split_log(main)[1])
+    assert not (store / "STOP").exists()
