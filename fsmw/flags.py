@@ -78,7 +78,7 @@ gflags.DEFINE_enum("log_level", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"],
 _COMMON = ("lease_secs", "max_attempts", "fsync")
 _MASTER = _COMMON + ("master_idle_sleep_secs", "progress", "progress_secs", "abandon_open_round",
                       "shard_size")
-WORKER_FLAGS = _WORKER = _COMMON + ("process_secs", "lockfile_timeout_threshold", "worker_idle_sleep_secs",
+WORKER_FLAGS = _COMMON + ("process_secs", "lockfile_timeout_threshold", "worker_idle_sleep_secs",
                      "worker_max_idle_secs", "take_lockfile_existence_as_lock", "use_tmp",
                      "tmp_folder", "walltime_secs", "on_stop")
 
@@ -117,7 +117,7 @@ def master_options() -> Dict[str, object]:
 
 def worker_options() -> Dict[str, object]:
     """Keyword arguments for :class:`fsmw.Worker` from the parsed flags."""
-    return _pick(_WORKER)
+    return _pick(WORKER_FLAGS)
 
 
 def worker_id() -> Optional[int]:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from .._core.errors import FsmwError
 from .._core.records import parse_record
 from .._worker.stopping import TaskAbandoned, WorkerInterrupted
-from .sealed import EXCEPTION, RESULT, PayloadRejected, Scope, open_sealed, seal
+from .sealed import EXCEPTION, RESULT, Scope, open_as, seal
 
 
 class NotImportable(FsmwError, TypeError):
@@ -136,10 +136,7 @@ def load_result(key: bytes, scope: Scope, data: bytes, where: str) -> Any:
     Raises:
         PayloadRejected: the seal does not hold for this round and task, or it is no result.
     """
-    kind, body = open_sealed(key, data, where, scope)
-    if kind != RESULT:
-        raise PayloadRejected(f"{where} holds a {kind}, not the result of task {scope[1]}")
-    return pickle.loads(body)
+    return pickle.loads(open_as(key, data, where, scope, RESULT))
 
 
 def exception_from_failure(key: bytes, scope: Scope, record: bytes, where: str) -> BaseException:
@@ -157,9 +154,7 @@ def exception_from_failure(key: bytes, scope: Scope, record: bytes, where: str) 
     exc: Optional[BaseException] = None
     if facts.get("exception"):
         try:
-            kind, body = open_sealed(key, base64.b64decode(facts["exception"]), where, scope)
-            if kind == EXCEPTION:
-                exc = pickle.loads(body)
+            exc = pickle.loads(open_as(key, base64.b64decode(facts["exception"]), where, scope, EXCEPTION))
         except Exception:  # a record that does not open, or a class not importable here
             exc = None
     if not isinstance(exc, BaseException):

@@ -33,7 +33,7 @@ import subprocess
 from typing import List, NamedTuple
 
 from .._core.errors import FsmwError
-from .sealed import COMMAND, KEY_ENV, OUTPUT, PayloadRejected, Scope, open_sealed, seal
+from .sealed import COMMAND, KEY_ENV, OUTPUT, PayloadRejected, Scope, open_as, seal
 
 PLACEHOLDER = "{}"
 TAIL = 2000  # bytes of stderr an error record keeps
@@ -48,7 +48,8 @@ class BadCommand(FsmwError, ValueError):
 
 
 class CommandOutput(NamedTuple):
-    exit: int
+    """A command that exited 0: what it wrote (a non-zero exit is a failed attempt, no output)."""
+
     stdout: bytes
     stderr: bytes
 
@@ -106,13 +107,10 @@ def load_output(key: bytes, scope: Scope, data: bytes, where: str) -> CommandOut
     Raises:
         PayloadRejected: the seal does not hold for this round and task, or it is no output.
     """
-    kind, body = open_sealed(key, data, where, scope)
-    if kind != OUTPUT:
-        raise PayloadRejected(f"{where} holds a {kind}, not the output of task {scope[1]}")
-    size, _, both = body.partition(b"\n")
+    size, _, both = open_as(key, data, where, scope, OUTPUT).partition(b"\n")
     if not size.isdigit():
         raise PayloadRejected(f"{where}: the output does not start with its stdout's size")
-    return CommandOutput(0, both[:int(size)], both[int(size):])
+    return CommandOutput(both[:int(size)], both[int(size):])
 
 
 def _kill_group(proc: "subprocess.Popen[bytes]") -> None:

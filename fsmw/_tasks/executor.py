@@ -26,7 +26,7 @@ import time
 import weakref
 from collections import deque
 from concurrent.futures import Executor as _Executor, Future
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .. import _options
 from .calls import TaskFailed, dump_call, exception_from_failure, load_result, run_chunk
@@ -78,8 +78,7 @@ class _CallMaster(TaskMaster):
 
 
 class _ShutDown(RuntimeError):
-    """Why a call queued when the run ended normally did not run (it cannot happen: shutdown
-    lets queued calls run; kept for a call submitted in the last instant)."""
+    """The run ended because ``shutdown`` ended it (not a failure, not ``fsmw stop``)."""
 
 
 class Executor(_Executor):
@@ -170,13 +169,14 @@ class Executor(_Executor):
 
     # -- the master thread's side ------------------------------------------
     def _check_open(self) -> None:
-        if self._shutdown and self._ended is None or isinstance(self._ended, _ShutDown):
+        if not self._shutdown:
+            return
+        if self._ended is None or isinstance(self._ended, _ShutDown):
             raise RuntimeError("cannot submit after shutdown")
-        if self._ended is not None:
-            raise RuntimeError(f"cannot submit: fsmw.Executor on {self._master.store.root} has ended: "
-                               f"{self._ended}") from self._ended
+        raise RuntimeError(f"cannot submit: fsmw.Executor on {self._master.store.root} has ended: "
+                           f"{self._ended}") from self._ended
 
-    def _next_batch(self) -> Iterator[Queued]:
+    def _next_batch(self) -> List[Queued]:
         """The calls of the next round: those queued once submitting pauses, a map has queued
         all of its calls, or MAX_LINGER_SECS after the first (none at shutdown)."""
         with self._cond:
@@ -187,7 +187,7 @@ class Executor(_Executor):
                     self._cond.wait(self._linger)
             batch = list(self._queue)
             self._queue.clear()
-        return iter(batch)
+        return batch
 
     def _grew(self) -> bool:
         """Whether a call was queued within ``linger_secs`` (the condition's lock is held)."""

@@ -96,10 +96,16 @@ def open_sealed(key: bytes, data: bytes, where: str, scope: Scope) -> Tuple[str,
     return kind, body
 
 
-def header(data: bytes) -> dict:
-    """The readable header facts of a payload (not checked: for display and sizes only)."""
-    head = data.partition(b"\n\n")[0].decode("utf-8", errors="replace").split("\n")
-    return dict(line.split(": ", 1) for line in head[1:] if ": " in line)
+def open_as(key: bytes, data: bytes, where: str, scope: Scope, kind: str) -> bytes:
+    """The body of a payload that must be a ``kind`` sealed for ``scope``.
+
+    Raises:
+        PayloadRejected: the seal does not hold, or the payload is of another kind.
+    """
+    found, body = open_sealed(key, data, where, scope)
+    if found != kind:
+        raise PayloadRejected(f"{where} holds a {found}, not the {kind} of task {scope[1]}")
+    return body
 
 
 def load_key(store: str, create: bool = False) -> bytes:

@@ -59,7 +59,7 @@ class TaskMaster(Master):
         expected = self._expected
         if not expected:
             return
-        for task in (done & expected) if len(done) > len(expected) else (expected & done):
+        for task in done & expected:  # set & iterates the smaller side
             self._hand_over(shard, task, names.OUT)
         for task in failed & expected:
             self._hand_over(shard, task, names.FAILED)

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from tools.lab.gluster import Lab
+from tools.lab.condor import Condor
+from tools.lab.slurm import Slurm
 
 NODES = ["master", "n1", "n2", "ahead", "behind"]
 SKEW = {"ahead": "+600", "behind": "-600"}
@@ -65,6 +67,33 @@ def lab(lab_runnable):
         started = time.monotonic()
         the_lab.down()
         _timings["tear-down"] = time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def slurm(lab_runnable):
+    """A Slurm cluster (slurmctld, slurmd, munged) for one test module."""
+    for tool in ("slurmctld", "slurmd", "munged", "sbatch"):
+        if shutil.which(tool) is None:
+            skip_or_fail(f"{tool} is missing (apt-get install --no-install-recommends slurm-wlm munge)")
+    cluster = Slurm(LAB_DIR / "slurm")
+    try:
+        cluster.up()
+        yield cluster
+    finally:
+        cluster.down()
+
+
+@pytest.fixture(scope="module")
+def condor(lab_runnable):
+    """An HTCondor pool in its chroot for one test module."""
+    if shutil.which("debootstrap") is None:
+        skip_or_fail("the HTCondor tier needs debootstrap (apt-get install debootstrap)")
+    pool = Condor()
+    try:
+        pool.up()
+        yield pool
+    finally:
+        pool.down()
 
 
 @pytest.fixture

@@ -9,23 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import skip_or_fail
-from tools.lab.condor import Condor
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.time_limit(600)
-
-
-@pytest.fixture(scope="module")
-def condor(lab_runnable):
-    if shutil.which("debootstrap") is None:
-        skip_or_fail("the HTCondor tier needs debootstrap (apt-get install debootstrap)")
-    pool = Condor()
-    try:
-        pool.up()
-        yield pool
-    finally:
-        pool.down()
 
 
 def test_condor_submit_file_runs_master_and_three_workers(condor, record):

@@ -23,11 +23,9 @@ from pathlib import Path
 import pytest
 
 import fsmw
-from conftest import LAB_DIR, skip_or_fail
 from support import calls
 from support.procs import wait_for
 from tools.lab import condor as condor_lab
-from tools.lab.slurm import Slurm
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE_PATH = f"{ROOT}:{ROOT / 'tests'}"  # the project and support.calls
@@ -80,19 +78,6 @@ def test_executor_map_runs_on_workers_of_two_other_nodes(procs, nodes, store_nam
 
 
 # -- Slurm: a job array of fsmw worker serves fsmw run ---------------------------
-@pytest.fixture(scope="module")
-def slurm(lab_runnable):
-    for tool in ("slurmctld", "slurmd", "munged", "sbatch"):
-        if shutil.which(tool) is None:
-            skip_or_fail(f"{tool} is missing (apt-get install --no-install-recommends slurm-wlm munge)")
-    cluster = Slurm(LAB_DIR / "slurm")
-    try:
-        cluster.up()
-        yield cluster
-    finally:
-        cluster.down()
-
-
 @pytest.mark.time_limit(180)
 def test_slurm_worker_array_serves_fsmw_run(slurm, procs, tmp_path, record):
     store, tasks, err = tmp_path / "store", tmp_path / "tasks.txt", tmp_path / "run.err"
@@ -125,18 +110,6 @@ def test_slurm_worker_array_serves_fsmw_run(slurm, procs, tmp_path, record):
 
 
 # -- HTCondor: condor_submit fsmw_worker.sub serves fsmw run ---------------------
-@pytest.fixture(scope="module")
-def condor(lab_runnable):
-    if shutil.which("debootstrap") is None:
-        skip_or_fail("the HTCondor tier needs debootstrap (apt-get install debootstrap)")
-    pool = condor_lab.Condor()
-    try:
-        pool.up()
-        yield pool
-    finally:
-        pool.down()
-
-
 @pytest.mark.time_limit(600)
 def test_condor_workers_from_fsmw_worker_sub_serve_fsmw_run(condor, procs, record):
     run_dir = condor.new_run_dir("run-generic")

@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import LAB_DIR, skip_or_fail
 from support.procs import wait_for
 from support.stores import tasks_dir
-from tools.lab.slurm import Slurm
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.time_limit(180)
-
-
-@pytest.fixture(scope="module")
-def slurm(lab_runnable):
-    for tool in ("slurmctld", "slurmd", "munged", "sbatch"):
-        if shutil.which(tool) is None:
-            skip_or_fail(f"{tool} is missing (apt-get install --no-install-recommends slurm-wlm munge)")
-    cluster = Slurm(LAB_DIR / "slurm")
-    try:
-        cluster.up()
-        yield cluster
-    finally:
-        cluster.down()
 
 
 def test_slurm_submit_runs_master_and_worker_array(slurm, tmp_path, record):

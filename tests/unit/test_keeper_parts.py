@@ -174,7 +174,7 @@ def test_on_stop_is_checked_and_has_one_flag():
         fsmw.Options(on_stop="later")
     from fsmw import flags
 
-    assert flags.FLAGS.FlagDict()["on_stop"].default == "interrupt" and "on_stop" in flags._WORKER
+    assert flags.FLAGS.FlagDict()["on_stop"].default == "interrupt" and "on_stop" in flags.WORKER_FLAGS
 
 
 class Recorder:
