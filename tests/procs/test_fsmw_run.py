@@ -77,18 +77,21 @@ def test_a_rerun_after_the_master_crashed_resumes_the_round(tmp_path, procs):
     tasks = tmp_path / "tasks.txt"
     tasks.write_text("".join(f"{i}\n" for i in range(8)))
     store = tmp_path / "s"
-    command = ("sh", "-c", 'echo "out:$1"', "sh", "{}")
+    go = tmp_path / "go"  # the last task waits for it, so the master cannot finish first
+    command = ("sh", "-c", f'test "$1" != 7 || while [ ! -e {go} ]; do sleep 0.05; done; echo "out:$1"',
+               "sh", "{}")
     first = run(procs, store, tasks, *command, name="first")
-    one = worker(procs, store, 1, "--worker_max_idle_secs=60")
-    wait_for(lambda: len(list(store.glob("round-*/shard-*/*.out"))) == 8, 60, "every task done")
-    first.signal(signal.SIGKILL)  # the master dies before it saw the end
+    pair = [worker(procs, store, n, "--worker_max_idle_secs=60") for n in (1, 2)]  # one may wait on 7
+    wait_for(lambda: len(list(store.glob("round-*/shard-*/*.out"))) == 7, 60, "seven tasks done")
+    first.signal(signal.SIGKILL)  # the master dies before the end
     first.wait(10)
+    go.touch()
     assert not (store / "STOP").exists()
     again = run(procs, store, tasks, *command, name="again")
     assert again.wait(60) == 0, again.tail()
     assert split_log(again)[0] == [f"out:{i}" for i in range(8)]
     assert [p.name for p in store.glob("round-*")] == ["round-000001"], "the same round, resumed"
-    assert one.wait(30) == 0
+    assert [w.wait(30) for w in pair] == [0, 0]
 
 
 def test_a_tampered_command_is_refused_and_nothing_runs(tmp_path, procs):
